@@ -1,0 +1,80 @@
+//! A lock file that says who holds it.
+//!
+//! `pidlockfile` takes an exclusive, non-blocking lock on a persistent file and
+//! writes the holder's pid and hostname into it, as Python's `zc.lockfile` does;
+//! when another process holds the lock, the error (and one `log` record) names
+//! that holder.
+//!
+//! # Run once
+//!
+//! ```
+//! use pidlockfile::{LockError, LockFile};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("app.lock");
+//! let _lock = match LockFile::lock(&path) {
+//!     Ok(lock) => lock,
+//!     Err(LockError::Locked { holder, .. }) => {
+//!         let pid = holder.and_then(|h| h.pid());
+//!         eprintln!("already running (pid {pid:?})");
+//!         return Ok(());
+//!     }
+//!     Err(e) => return Err(e.into()),
+//! };
+//! // ... the work that must not run twice; the lock is released on drop ...
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`LockOptions`] sets what the holder writes (zc.lockfile's
+//! `content_template`); [`Holder::read`] reads a lock file's holder without
+//! locking it.
+//!
+//! # The file and its content
+//!
+//! While the lock is held the file holds one space, the rendered template
+//! (by default `{pid};{hostname}`) and a newline: ` 4242;db1\n`. The content is
+//! written only once the lock is held, so a failed attempt never changes the
+//! file, and it replaces the previous holder's content whole.
+//!
+//! Releasing the lock leaves the file on disk. Deleting it would let two
+//! processes hold "the" lock at once: one still holds the lock on the deleted
+//! file, while another creates a new file at the same path and locks that.
+//! The content left behind names the last holder; a free lock is one whose
+//! lock can be taken, whatever its file says.
+//!
+//! # How it locks
+//!
+//! On Unix the lock is `flock(2)` (through `fs2`), taken with `LOCK_EX | LOCK_NB`
+//! on the file's open file description. Hence:
+//! - Two [`LockFile`]s exclude each other even within one process.
+//! - The kernel releases the lock when the holder dies, even by `SIGKILL`.
+//! - Release unlocks explicitly before closing, so a child forked while the
+//!   lock was held does not keep it; descriptors are close-on-exec, so a
+//!   program the holder runs never inherits it.
+//! - `flock` locks and POSIX `fcntl` record locks (`lockf`, Python's
+//!   `fcntl.lockf`, SQLite, the `fasteners` package) do not see each other on
+//!   Linux: use one kind for one file. `flock(1)`, `zc.lockfile` and
+//!   `portalocker` use `flock`, as this crate does.
+//! - A symbolic link at the lock path is refused rather than followed, and so
+//!   is anything that is not a regular file; opening never blocks.
+#![deny(missing_docs, missing_debug_implementations)]
+
+#[cfg(not(unix))]
+compile_error!("pidlockfile supports Unix platforms so far");
+
+mod error;
+mod escape;
+mod holder;
+mod lock;
+mod options;
+mod template;
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as sys;
+
+pub use error::LockError;
+pub use holder::Holder;
+pub use lock::LockFile;
+pub use options::LockOptions;
+pub use template::TemplateError;

@@ -1,0 +1,146 @@
+//! The lock itself: a guard that holds a lock file's exclusive lock.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::LockError;
+use crate::escape::Escaped;
+use crate::holder::Holder;
+use crate::options::LockOptions;
+use crate::sys;
+use crate::template::Template;
+
+/// An exclusive lock on a lock file, held until this value is closed or dropped.
+///
+/// While it is held the file reads ` <pid>;<hostname>\n` (or the rendered
+/// [content template](LockOptions::content_template)). Releasing it unlocks
+/// the file and closes it, and leaves the file and its content on disk.
+///
+/// ```
+/// use pidlockfile::LockFile;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("LOCK");
+///
+/// let lock = LockFile::lock(&path)?;
+/// assert!(LockFile::lock(&path).is_err()); // even from the same process
+/// lock.close()?;
+///
+/// assert!(path.exists()); // left behind on purpose
+/// let again = LockFile::lock(&path)?;
+/// # drop(again);
+/// # Ok::<(), pidlockfile::LockError>(())
+/// ```
+#[must_use = "the lock is released as soon as the LockFile is dropped"]
+pub struct LockFile {
+    path: PathBuf,
+    file: File,
+    released: bool,
+}
+
+impl LockFile {
+    /// Locks the file at `path` with the default [`LockOptions`]: opens or
+    /// creates it, takes its exclusive lock without blocking, and writes
+    /// ` <pid>;<hostname>\n` into it.
+    ///
+    /// # Errors
+    /// As [`LockOptions::lock`]: [`LockError::Locked`] naming the holder when
+    /// another lock holds the file, [`LockError::Io`] naming the path and the
+    /// cause when the file cannot be opened, locked or written.
+    pub fn lock(path: impl AsRef<Path>) -> Result<LockFile, LockError> {
+        LockOptions::new().lock(path)
+    }
+
+    pub(crate) fn acquire(path: &Path, template: &Template) -> Result<LockFile, LockError> {
+        let file = sys::open_for_locking(path).map_err(|e| LockError::io(path, e))?;
+        if !sys::try_lock(&file).map_err(|e| LockError::io(path, e))? {
+            return Err(refusal(path, &file));
+        }
+        // Rendered only once the lock is held: a refusal builds nothing.
+        let content = render_content(template);
+        if let Err(e) = sys::write_content(&file, &content) {
+            let _ = sys::unlock(&file);
+            return Err(LockError::io(path, e));
+        }
+        Ok(LockFile {
+            path: path.to_owned(),
+            file,
+            released: false,
+        })
+    }
+
+    /// The lock file's path, as it was given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Releases the lock, leaving the file on disk, and reports whether the
+    /// unlock succeeded; dropping the `LockFile` does the same silently.
+    ///
+    /// # Errors
+    /// [`LockError::Io`] when the system refuses to unlock; the descriptor is
+    /// closed all the same, which releases the lock unless a forked child
+    /// still has a copy of it.
+    pub fn close(mut self) -> Result<(), LockError> {
+        self.released = true;
+        sys::unlock(&self.file).map_err(|e| {
+            let e = io::Error::new(e.kind(), format!("releasing the lock failed: {e}"));
+            LockError::io(&self.path, e)
+        })
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = sys::unlock(&self.file);
+        }
+    }
+}
+
+impl fmt::Debug for LockFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockFile")
+            .field("path", &self.path)
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+/// ` <rendered template>\n`: zc.lockfile's format, readable by tools that
+/// skip one byte and read a line.
+fn render_content(template: &Template) -> Vec<u8> {
+    let hostname = if template.uses_hostname() {
+        sys::hostname()
+    } else {
+        ""
+    };
+    let mut content = Vec::with_capacity(24 + hostname.len());
+    content.push(b' ');
+    template.render_into(&mut content, std::process::id(), hostname);
+    content.push(b'\n');
+    content
+}
+
+/// The error for a lock held elsewhere, naming the holder, and its one log record.
+fn refusal(path: &Path, file: &File) -> LockError {
+    let holder = Holder::read_from(file).ok().flatten();
+    if log::log_enabled!(target: "pidlockfile", log::Level::Error) {
+        let pid = holder.as_ref().and_then(Holder::pid);
+        let pid: &dyn fmt::Display = match &pid {
+            Some(pid) => pid,
+            None => &"UNKNOWN",
+        };
+        log::error!(
+            target: "pidlockfile",
+            "Error locking file {}; pid={pid}",
+            Escaped(path.as_os_str().as_encoded_bytes()),
+        );
+    }
+    LockError::Locked {
+        path: path.to_owned(),
+        holder,
+    }
+}

@@ -1,0 +1,199 @@
+//! The content template: what a holder writes into the lock file.
+
+use std::fmt;
+
+/// The template used when none is given: the holder's pid and hostname.
+pub(crate) const DEFAULT_TEMPLATE: &str = "{pid};{hostname}";
+
+/// A parsed content template, such as `{pid};{hostname}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Pid,
+    Hostname,
+}
+
+impl Template {
+    /// Parses `source`, in which `{pid}` and `{hostname}` are placeholders
+    /// and `{{`, `}}` stand for literal braces.
+    pub(crate) fn parse(source: &str) -> Result<Template, TemplateError> {
+        let error = |reason| TemplateError {
+            template: source.to_owned(),
+            reason,
+        };
+        if source.contains(['\n', '\r']) {
+            return Err(error(TemplateErrorReason::LineBreak));
+        }
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut rest = source;
+        while let Some(at) = rest.find(['{', '}']) {
+            text.push_str(&rest[..at]);
+            let tail = &rest[at..];
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                text.push_str(&tail[..1]);
+                rest = &tail[2..];
+                continue;
+            }
+            if tail.starts_with('}') {
+                return Err(error(TemplateErrorReason::UnmatchedClose));
+            }
+            let Some(end) = tail.find('}') else {
+                return Err(error(TemplateErrorReason::Unclosed));
+            };
+            let part = match &tail[1..end] {
+                "pid" => Part::Pid,
+                "hostname" => Part::Hostname,
+                other => {
+                    return Err(error(TemplateErrorReason::UnknownPlaceholder(
+                        other.to_owned(),
+                    )))
+                }
+            };
+            if !text.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut text)));
+            }
+            parts.push(part);
+            rest = &tail[end + 1..];
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        Ok(Template { parts })
+    }
+
+    /// Whether rendering needs the hostname (so that it is looked up only then).
+    pub(crate) fn uses_hostname(&self) -> bool {
+        self.parts.contains(&Part::Hostname)
+    }
+
+    /// Appends the rendered template to `out`.
+    pub(crate) fn render_into(&self, out: &mut Vec<u8>, pid: u32, hostname: &str) {
+        use std::io::Write;
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.extend_from_slice(text.as_bytes()),
+                // Writing into a Vec cannot fail.
+                Part::Pid => drop(write!(out, "{pid}")),
+                Part::Hostname => out.extend_from_slice(hostname.as_bytes()),
+            }
+        }
+    }
+}
+
+/// A content template that cannot be used, and why.
+///
+/// Returned inside [`LockError::Template`](crate::LockError::Template) by
+/// [`LockOptions::lock`](crate::LockOptions::lock) before the lock file is touched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateError {
+    template: String,
+    reason: TemplateErrorReason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TemplateErrorReason {
+    UnknownPlaceholder(String),
+    Unclosed,
+    UnmatchedClose,
+    LineBreak,
+}
+
+impl TemplateError {
+    /// The template as it was given.
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad content template {:?}: ", self.template)?;
+        match &self.reason {
+            TemplateErrorReason::UnknownPlaceholder(name) => write!(
+                f,
+                "unknown placeholder {{{name}}}; the placeholders are {{pid}} and {{hostname}}, \
+                 and {{{{ and }}}} stand for braces"
+            ),
+            TemplateErrorReason::Unclosed => {
+                write!(f, "a '{{' is not closed; write {{{{ for a literal brace")
+            }
+            TemplateErrorReason::UnmatchedClose => {
+                write!(f, "a '}}' has no '{{'; write }}}} for a literal brace")
+            }
+            TemplateErrorReason::LineBreak => write!(
+                f,
+                "it contains a line break, but the holder is one line of the lock file"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(source: &str) -> String {
+        let mut out = Vec::new();
+        Template::parse(source)
+            .unwrap()
+            .render_into(&mut out, 4242, "db1");
+        String::from_utf8(out).unwrap()
+    }
+
+    fn reject(source: &str) -> String {
+        Template::parse(source).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn default_template_renders_pid_and_hostname() {
+        assert_eq!(render(DEFAULT_TEMPLATE), "4242;db1");
+    }
+
+    #[test]
+    fn placeholders_text_and_escaped_braces_render_in_order() {
+        assert_eq!(render("pid={pid} host={hostname}"), "pid=4242 host=db1");
+        assert_eq!(render("{{{pid}}}"), "{4242}");
+        assert_eq!(render("{{pid}}"), "{pid}");
+        assert_eq!(render("{hostname}/{pid}"), "db1/4242");
+        assert_eq!(render(""), "");
+    }
+
+    #[test]
+    fn only_templates_naming_the_hostname_use_it() {
+        assert!(Template::parse("{pid}/{hostname}").unwrap().uses_hostname());
+        assert!(!Template::parse("{pid} {{hostname}}")
+            .unwrap()
+            .uses_hostname());
+    }
+
+    #[test]
+    fn unknown_placeholder_is_named() {
+        let message = reject("{pid};{host}");
+        assert!(message.contains("\"{pid};{host}\""), "{message}");
+        assert!(message.contains("unknown placeholder {host}"), "{message}");
+        assert!(reject("{}").contains("unknown placeholder {}"));
+        assert!(reject("{PID}").contains("unknown placeholder {PID}"));
+    }
+
+    #[test]
+    fn unbalanced_braces_are_refused() {
+        assert!(reject("{pid").contains("not closed"));
+        assert!(reject("pid}").contains("has no '{'"));
+        assert!(reject("{pid}}").contains("has no '{'"));
+    }
+
+    #[test]
+    fn line_breaks_are_refused() {
+        assert!(reject("{pid}\n{hostname}").contains("line break"));
+        assert!(reject("{pid}\r").contains("line break"));
+    }
+}
