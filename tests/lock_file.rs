@@ -185,11 +185,12 @@ fn fifty_threads_each_with_its_own_lock_file_lose_no_increment() {
     );
 }
 
-#[test]
-fn a_child_forked_while_holding_does_not_keep_the_lock_after_release() {
+/// The holder forks a child that keeps running with the inherited descriptor,
+/// then releases the lock by `role`'s means; the lock must be free at once.
+fn forked_child_does_not_keep_the_lock(role: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
-    let holder = Holding::start("hold-then-fork", &path);
+    let holder = Holding::start(role, &path);
     let forked: i32 = holder
         .first_line
         .rsplit(' ')
@@ -200,12 +201,21 @@ fn a_child_forked_while_holding_does_not_keep_the_lock_after_release() {
     assert!(forked > 0, "{}", holder.first_line);
 
     assert!(holder.release().success());
-    // The forked child still has the descriptor open, and yet the lock is free.
     let alive = unsafe { libc::kill(forked, 0) } == 0;
     let attempt = try_lock_elsewhere(&path);
     unsafe { libc::kill(forked, libc::SIGKILL) };
     assert!(alive, "the forked child should still be running");
     assert_eq!(attempt.status.code(), Some(0), "{attempt:?}");
+}
+
+#[test]
+fn a_child_forked_while_holding_does_not_keep_the_lock_after_close() {
+    forked_child_does_not_keep_the_lock("hold-then-fork");
+}
+
+#[test]
+fn a_child_forked_while_holding_does_not_keep_the_lock_after_drop() {
+    forked_child_does_not_keep_the_lock("hold-then-fork-then-drop");
 }
 
 #[test]

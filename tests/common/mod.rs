@@ -74,7 +74,7 @@ pub fn play_role() {
             say(&format!("locked {}", std::process::id()));
             wait_for_eof();
         }
-        "hold-then-fork" => {
+        "hold-then-fork" | "hold-then-fork-then-drop" => {
             // The child inherits the locked descriptor and outlives our release.
             let child = unsafe { libc::fork() };
             if child == 0 {
@@ -88,7 +88,11 @@ pub fn play_role() {
         }
         other => panic!("unknown role {other}"),
     }
-    lock.close().expect("release");
+    if role.ends_with("-then-drop") {
+        drop(lock);
+    } else {
+        lock.close().expect("release");
+    }
     say("released");
     std::process::exit(0)
 }
@@ -194,7 +198,8 @@ pub struct Holding {
 }
 
 impl Holding {
-    /// Starts a helper playing `role` (`hold` or `hold-then-fork`) and waits
+    /// Starts a helper playing `role` (`hold`, `hold-then-fork` or
+    /// `hold-then-fork-then-drop`) and waits
     /// until it holds the lock.
     pub fn start(role: &str, path: &Path) -> Holding {
         Holding::start_with(helper_command(role, path))
