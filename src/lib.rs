@@ -62,6 +62,8 @@
 #[cfg(not(unix))]
 compile_error!("pidlockfile supports Unix platforms so far");
 
+#[cfg(doctest)]
+mod doctests;
 mod error;
 mod escape;
 mod holder;

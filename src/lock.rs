@@ -31,7 +31,7 @@ use crate::template::Template;
 /// assert!(path.exists()); // left behind on purpose
 /// let again = LockFile::lock(&path)?;
 /// # drop(again);
-/// # Ok::<(), pidlockfile::LockError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "the lock is released as soon as the LockFile is dropped"]
 pub struct LockFile {

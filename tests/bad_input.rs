@@ -78,7 +78,11 @@ fn a_directory_the_user_cannot_write_is_refused_and_gets_no_file() {
     let dir = scratch.path().join("root-only"); // 0755, owned by root
     std::fs::create_dir(&dir).unwrap();
     let path = dir.join("LOCK");
-    let said = run(helper_command_as_nobody("try", &path, scratch.path()));
+    let test = "a_directory_the_user_cannot_write_is_refused_and_gets_no_file";
+    let Some(command) = helper_command_as_nobody("try", &path, scratch.path(), test) else {
+        return;
+    };
+    let said = run(command);
     assert_eq!(said.status.code(), Some(1), "{said:?}");
     assert_eq!(said.line("kind"), "PermissionDenied");
     assert!(said.line("error").contains("Permission denied"), "{said:?}");
@@ -94,7 +98,11 @@ fn a_lock_file_the_user_cannot_write_is_refused_and_left_intact() {
     let scratch = tempfile::tempdir().unwrap();
     let path = scratch.path().join("LOCK");
     std::fs::write(&path, " 1;db1\n").unwrap(); // 0644, owned by root
-    let said = run(helper_command_as_nobody("try", &path, scratch.path()));
+    let test = "a_lock_file_the_user_cannot_write_is_refused_and_left_intact";
+    let Some(command) = helper_command_as_nobody("try", &path, scratch.path(), test) else {
+        return;
+    };
+    let said = run(command);
     assert_eq!(said.status.code(), Some(1), "{said:?}");
     assert_eq!(said.line("kind"), "PermissionDenied");
     assert_eq!(bytes(&path), b" 1;db1\n");

@@ -136,9 +136,20 @@ pub fn limit_file_size(command: &mut Command, bytes: u64) {
     command.env(FILE_SIZE_LIMIT, bytes.to_string());
 }
 
-/// Like [`helper_command`], but as user and group `nobody`. The binary is copied
-/// where `nobody` can run it, whatever the permissions of the build directory.
-pub fn helper_command_as_nobody(role: &str, path: &Path, scratch: &Path) -> Command {
+/// Like [`helper_command`], but as user and group `nobody`; `None`, said out
+/// loud, where this process is not root and so cannot drop privileges (CI
+/// and the test machines run as root). The binary is copied where `nobody`
+/// can run it, whatever the permissions of the build directory.
+pub fn helper_command_as_nobody(
+    role: &str,
+    path: &Path,
+    scratch: &Path,
+    test: &str,
+) -> Option<Command> {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("NOT RUN: {test}: needs root to drop privileges to nobody");
+        return None;
+    }
     let exe = scratch.join("helper-as-nobody");
     if !exe.exists() {
         std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
@@ -148,7 +159,7 @@ pub fn helper_command_as_nobody(role: &str, path: &Path, scratch: &Path) -> Comm
     let mut command = helper_command_from(&exe, role, path);
     // std drops the supplementary groups too when root sets a uid.
     command.uid(NOBODY).gid(NOBODY);
-    command
+    Some(command)
 }
 
 /// What a helper that ran to its end said, and how it exited.

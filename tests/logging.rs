@@ -1,0 +1,99 @@
+//! The one log record a refusal writes, as zc.lockfile words it.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use pidlockfile::{LockFile, LockOptions};
+
+struct Capture(Mutex<Vec<(log::Level, String, String)>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        let entry = (
+            record.level(),
+            record.target().to_owned(),
+            record.args().to_string(),
+        );
+        self.0.lock().unwrap().push(entry);
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+
+/// The records that mention `needle` (tests run in parallel and share the logger).
+fn records_about(needle: &str) -> Vec<(log::Level, String, String)> {
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Trace);
+    CAPTURE
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, message)| message.contains(needle))
+        .cloned()
+        .collect()
+}
+
+fn display(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_refusal_logs_one_error_naming_the_file_and_the_pid() {
+    records_about("");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let _held = LockFile::lock(&path).unwrap();
+    assert!(
+        records_about(&display(&path)).is_empty(),
+        "taking a lock logs nothing"
+    );
+
+    let _ = LockFile::lock(&path).unwrap_err();
+    assert_eq!(
+        records_about(&display(&path)),
+        vec![(
+            log::Level::Error,
+            "pidlockfile".to_owned(),
+            format!(
+                "Error locking file {}; pid={}",
+                display(&path),
+                std::process::id()
+            )
+        )]
+    );
+}
+
+#[test]
+fn a_holder_that_wrote_no_pid_is_logged_as_unknown() {
+    records_about("");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let _held = LockOptions::new()
+        .content_template("{hostname}")
+        .lock(&path)
+        .unwrap();
+    let _ = LockFile::lock(&path).unwrap_err();
+    let records = records_about(&display(&path));
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        records[0].2,
+        format!("Error locking file {}; pid=UNKNOWN", display(&path))
+    );
+}
+
+#[test]
+fn a_path_cannot_forge_a_log_line() {
+    records_about("");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK\nINFO all is well");
+    let _held = LockFile::lock(&path).unwrap();
+    let _ = LockFile::lock(&path).unwrap_err();
+    let records = records_about("LOCK\\nINFO all is well");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(!records[0].2.contains('\n'), "{records:?}");
+}
