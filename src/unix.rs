@@ -18,22 +18,23 @@ const CREATE_MODE: u32 = 0o644;
 /// directory cannot aim our write at a victim file; `O_NONBLOCK` keeps a FIFO
 /// from blocking the open; std adds `O_CLOEXEC`, so no child inherits the lock.
 pub(crate) fn open_for_locking(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(CREATE_MODE)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| explain_open_error(path, e))?;
-    ensure_regular(&file)?;
-    Ok(file)
+    open_regular(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(CREATE_MODE),
+    )
 }
 
 /// Opens an existing lock file to read its holder, with the same refusals.
 pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
+    open_regular(path, OpenOptions::new().read(true))
+}
+
+fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    let file = options
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| explain_open_error(path, e))?;
