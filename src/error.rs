@@ -4,8 +4,9 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::holder::Holder;
+use crate::holder::{Held, Holder};
 use crate::template::TemplateError;
 
 /// Why a lock file could not be locked or released. Every variant names the
@@ -44,6 +45,17 @@ pub enum LockError {
         /// What the lock file says about its holder.
         holder: Option<Holder>,
     },
+    /// Another lock still held the file when the time given to
+    /// [`LockOptions::wait`](crate::LockOptions::wait) was up. The waiter
+    /// holds nothing and has closed its descriptor.
+    TimedOut {
+        /// The lock file.
+        path: PathBuf,
+        /// How long it waited.
+        waited: Duration,
+        /// What the lock file said about its holder at the end.
+        holder: Option<Holder>,
+    },
     /// The lock file could not be opened, locked, written or unlocked.
     /// Nothing was left locked, and the file's content was not damaged.
     Io {
@@ -74,16 +86,19 @@ impl LockError {
     pub fn path(&self) -> &Path {
         match self {
             LockError::Locked { path, .. }
+            | LockError::TimedOut { path, .. }
             | LockError::Io { path, .. }
             | LockError::Template { path, .. } => path,
         }
     }
 
-    /// The holder named by the lock file, when the lock is held elsewhere and
-    /// the file says who holds it.
+    /// Who holds the lock, when it is held elsewhere and the file or the
+    /// kernel says who.
     pub fn holder(&self) -> Option<&Holder> {
         match self {
-            LockError::Locked { holder, .. } => holder.as_ref(),
+            LockError::Locked { holder, .. } | LockError::TimedOut { holder, .. } => {
+                holder.as_ref()
+            }
             _ => None,
         }
     }
@@ -93,13 +108,13 @@ impl fmt::Display for LockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "cannot lock {:?}: ", self.path())?;
         match self {
-            LockError::Locked {
-                holder: Some(holder),
-                ..
-            } => write!(f, "held by {holder}"),
-            LockError::Locked { holder: None, .. } => {
-                write!(f, "held by an unknown holder (the lock file names nobody)")
-            }
+            LockError::Locked { holder, .. } => write!(f, "held{}", Held(holder.as_ref())),
+            LockError::TimedOut { waited, holder, .. } => write!(
+                f,
+                "timed out after {:.3}s, held{}",
+                waited.as_secs_f64(),
+                Held(holder.as_ref())
+            ),
             LockError::Io { source, .. } => write!(f, "{source}"),
             LockError::Template { source, .. } => write!(f, "{source}"),
         }
@@ -116,13 +131,14 @@ impl Error for LockError {
 }
 
 /// For callers that return `io::Result`: a refusal becomes
-/// [`io::ErrorKind::WouldBlock`], a bad template
+/// [`io::ErrorKind::WouldBlock`], a timeout [`io::ErrorKind::TimedOut`], a bad template
 /// [`io::ErrorKind::InvalidInput`], and an I/O error keeps its kind; the
 /// message is this error's `Display`.
 impl From<LockError> for io::Error {
     fn from(error: LockError) -> io::Error {
         let kind = match &error {
             LockError::Locked { .. } => io::ErrorKind::WouldBlock,
+            LockError::TimedOut { .. } => io::ErrorKind::TimedOut,
             LockError::Io { source, .. } => source.kind(),
             LockError::Template { .. } => io::ErrorKind::InvalidInput,
         };

@@ -27,17 +27,29 @@ pub(crate) const MAX_HOLDER_BYTES: usize = 4096;
 /// let holder = Holder::parse(b" 4242;db1\n").unwrap();
 /// assert_eq!(holder.pid(), Some(4242));
 /// assert_eq!(holder.hostname(), Some("db1"));
-/// assert_eq!(holder.to_string(), "pid 4242 on host db1");
 ///
-/// assert_eq!(Holder::parse(b"4242\n").unwrap().pid(), Some(4242));
+/// let plain_pid_file = Holder::parse(b"4242\n").unwrap();
+/// assert_eq!(plain_pid_file.pid(), Some(4242));
+/// assert_eq!(plain_pid_file.to_string(), "pid 4242");
 /// assert_eq!(Holder::parse(b"  \n"), None);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holder {
     raw: Box<[u8]>,
-    content: String,
+    content: Box<str>,
     pid: Option<u32>,
-    hostname: Option<String>,
+    hostname: Option<Box<str>>,
+    /// What was found when the holder was checked: set by a refusal, a
+    /// timeout and [`Holder::inspect`]; `Holder::read` leaves it unchecked.
+    checked: Checked,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Checked {
+    /// Whether the file's pid was running then ([`Holder::is_alive`]).
+    alive: Option<bool>,
+    /// The pid the kernel named as holding the lock.
+    kernel_pid: Option<u32>,
 }
 
 impl Holder {
@@ -60,11 +72,81 @@ impl Holder {
         Self::read_from(&file)
     }
 
+    /// Reads the holder named by the lock file at `path` and checks it: whether
+    /// the named process is running, and (on Linux, from `/proc/locks`, as
+    /// `lslocks` does) which process the kernel says holds the lock, without
+    /// taking or disturbing the lock.
+    ///
+    /// Returns `Ok(None)` when the file does not exist, or names nobody and
+    /// the kernel names no holder either.
+    ///
+    /// ```
+    /// use pidlockfile::{Holder, LockFile};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let lock = LockFile::lock(&path)?;
+    /// let holder = Holder::inspect(&path)?.unwrap();
+    /// assert_eq!(holder.is_alive(), Some(true));
+    /// assert!(!holder.is_stale());
+    /// # #[cfg(target_os = "linux")]
+    /// assert_eq!(holder.kernel_pid(), Some(std::process::id()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Holder::read`].
+    pub fn inspect(path: impl AsRef<Path>) -> io::Result<Option<Holder>> {
+        let file = match sys::open_for_reading(path.as_ref()) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Holder::check(Holder::read_from(&file)?, &file, true))
+    }
+
     /// Reads the holder from a lock file that is already open.
     pub(crate) fn read_from(file: &std::fs::File) -> io::Result<Option<Holder>> {
         let mut head = [0; MAX_HOLDER_BYTES];
         let len = sys::read_head(file, &mut head)?;
         Ok(Holder::parse(&head[..len]))
+    }
+
+    /// Who holds the lock on `file`, which another lock holds: the file's
+    /// content, checked against the kernel when it does not name a process
+    /// running on this host (which costs reading `/proc/locks`).
+    pub(crate) fn diagnose(file: &std::fs::File) -> Option<Holder> {
+        Holder::check(Holder::read_from(file).ok().flatten(), file, false)
+    }
+
+    fn check(
+        holder: Option<Holder>,
+        file: &std::fs::File,
+        always_ask_kernel: bool,
+    ) -> Option<Holder> {
+        let alive = holder.as_ref().and_then(Holder::is_alive);
+        let kernel_pid = if always_ask_kernel || alive != Some(true) {
+            sys::kernel_holder(file)
+        } else {
+            None
+        };
+        if holder.is_none() && kernel_pid.is_none() {
+            return None;
+        }
+        let mut holder = holder.unwrap_or_else(Holder::empty);
+        holder.checked = Checked { alive, kernel_pid };
+        Some(holder)
+    }
+
+    /// A holder whose file says nothing, for when only the kernel names one.
+    fn empty() -> Holder {
+        Holder {
+            raw: Box::default(),
+            content: Box::default(),
+            pid: None,
+            hostname: None,
+            checked: Checked::default(),
+        }
     }
 
     /// Parses the bytes at the start of a lock file; `None` when they name
@@ -82,12 +164,13 @@ impl Holder {
         };
         Some(Holder {
             raw: line.into(),
-            content: String::from_utf8_lossy(line).into_owned(),
+            content: String::from_utf8_lossy(line).into(),
             pid: parse_pid(first.trim_ascii()),
             hostname: std::str::from_utf8(rest.trim_ascii())
                 .ok()
                 .filter(|name| !name.is_empty())
-                .map(str::to_owned),
+                .map(Box::from),
+            checked: Checked::default(),
         })
     }
 
@@ -106,6 +189,63 @@ impl Holder {
     pub fn content(&self) -> &str {
         &self.content
     }
+
+    /// Whether the process the file names is running now: `Some(true)` or
+    /// `Some(false)` when the file names a pid and either no hostname or this
+    /// host's (its first word, so `db1 (nightly)` is `db1`); `None` when it
+    /// names no pid, or another host, where a pid means nothing here.
+    /// `kill(pid, 0)` decides, and a process of another user counts as running.
+    pub fn is_alive(&self) -> Option<bool> {
+        let pid = self.pid?;
+        if !self.is_on_this_host() {
+            return None;
+        }
+        Some(sys::process_exists(pid))
+    }
+
+    /// The pid that the kernel named as holding the lock when this holder was
+    /// checked (by a refusal, a timeout or [`Holder::inspect`]), on Linux. It
+    /// is the real holder even when the file's content is stale; a refusal
+    /// asks the kernel only when the content does not name a running process
+    /// on this host.
+    pub fn kernel_pid(&self) -> Option<u32> {
+        self.checked.kernel_pid
+    }
+
+    /// Whether the file's content was found not to name the lock's holder:
+    /// the kernel named another process, or the named process was not
+    /// running. Content naming another host is never judged stale: its pid
+    /// means nothing here.
+    pub fn is_stale(&self) -> bool {
+        if !self.is_on_this_host() {
+            return false;
+        }
+        match self.checked.kernel_pid {
+            Some(kernel_pid) => self.pid != Some(kernel_pid),
+            None => self.checked.alive == Some(false),
+        }
+    }
+
+    /// The pid of the process that holds the lock, as best known: the
+    /// kernel's word, else the file's unless that process was found dead.
+    pub(crate) fn holder_pid(&self) -> Option<u32> {
+        match (self.checked.kernel_pid, self.checked.alive) {
+            (Some(pid), _) => Some(pid),
+            (None, Some(false)) => None,
+            (None, _) => self.pid,
+        }
+    }
+
+    fn is_on_this_host(&self) -> bool {
+        match self
+            .hostname
+            .as_deref()
+            .and_then(|h| h.split_whitespace().next())
+        {
+            Some(name) => name == sys::hostname(),
+            None => true,
+        }
+    }
 }
 
 /// A pid is what `kill(2)` would take as one process: 1 to `i32::MAX`.
@@ -119,19 +259,83 @@ fn parse_pid(field: &[u8]) -> Option<u32> {
     (1..=i32::MAX as u64).contains(&pid).then_some(pid as u32)
 }
 
-/// Says who the holder is, with untrusted bytes escaped:
-/// `pid 4242 on host db1`, `pid 4242`, or
-/// `an unknown holder (the lock file says "…")`.
+/// Says who holds the lock: `pid 4242 on host db1`; `pid 4242 on host db1
+/// (the file's content names pid 17, a process that is not running: stale
+/// content)`; `a process that wrote no holder (kernel says pid 4242)`; or
+/// `holder unknown (…)`. Bytes from the file are escaped.
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.pid, &self.hostname) {
-            (Some(pid), Some(host)) => write!(f, "pid {pid} on host {}", Escaped(host.as_bytes())),
-            (Some(pid), None) => write!(f, "pid {pid}"),
-            (None, _) => write!(
+        let host = |f: &mut fmt::Formatter<'_>| match &self.hostname {
+            Some(host) => write!(f, " on host {}", Escaped(host.as_bytes())),
+            None => Ok(()),
+        };
+        let dead = self.checked.alive == Some(false);
+        match (self.pid, self.checked.kernel_pid) {
+            (Some(pid), Some(kernel)) if pid == kernel => {
+                write!(f, "pid {pid}")?;
+                host(f)
+            }
+            (Some(pid), Some(kernel)) if !self.is_on_this_host() => {
+                write!(f, "pid {pid}")?;
+                host(f)?;
+                write!(
+                    f,
+                    " (another host; this host's kernel says pid {kernel} holds the lock)"
+                )
+            }
+            (Some(pid), Some(kernel)) => {
+                let here = Escaped(sys::hostname().as_bytes());
+                write!(
+                    f,
+                    "pid {kernel} on host {here} (the file's content names pid {pid}, "
+                )?;
+                match dead {
+                    true => write!(f, "a process that is not running: stale content)"),
+                    false => write!(f, "which does not hold the lock: stale content)"),
+                }
+            }
+            (None, Some(kernel)) => {
+                write!(
+                    f,
+                    "a process that wrote no holder (kernel says pid {kernel}"
+                )?;
+                match self.raw.is_empty() {
+                    true => write!(f, ")"),
+                    false => write!(f, "; the file says \"{}\")", Escaped(&self.raw)),
+                }
+            }
+            (Some(pid), None) if dead => {
+                write!(f, "holder unknown (the file's content names pid {pid}")?;
+                host(f)?;
+                write!(f, ", a process that is not running: stale content)")
+            }
+            (Some(pid), None) => {
+                write!(f, "pid {pid}")?;
+                host(f)?;
+                match self.is_on_this_host() {
+                    true => Ok(()),
+                    false => write!(f, " (another host: whether it runs cannot be checked here)"),
+                }
+            }
+            (None, None) => write!(
                 f,
-                "an unknown holder (the lock file names no pid; it says \"{}\")",
+                "holder unknown (the lock file names no pid; it says \"{}\")",
                 Escaped(&self.raw)
             ),
+        }
+    }
+}
+
+/// What follows "held" in messages: ` by pid 4242 on host db1`, or
+/// `, holder unknown (…)`, also when nothing at all is known.
+pub(crate) struct Held<'a>(pub(crate) Option<&'a Holder>);
+
+impl fmt::Display for Held<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(holder) if holder.holder_pid().is_some() => write!(f, " by {holder}"),
+            Some(holder) => write!(f, ", {holder}"),
+            None => write!(f, ", holder unknown (the lock file names nobody)"),
         }
     }
 }
@@ -215,12 +419,12 @@ mod tests {
         let garbage = Holder::parse(b"\x1b[2J\xff;h\x07st").unwrap();
         assert_eq!(
             garbage.to_string(),
-            "an unknown holder (the lock file names no pid; it says \"\\u{1b}[2J\\xff;h\\u{7}st\")"
+            "holder unknown (the lock file names no pid; it says \"\\u{1b}[2J\\xff;h\\u{7}st\")"
         );
         assert_eq!(garbage.hostname(), Some("h\x07st"));
         assert_eq!(
             Holder::parse(b"7;h\x07st").unwrap().to_string(),
-            "pid 7 on host h\\u{7}st"
+            "pid 7 on host h\\u{7}st (another host: whether it runs cannot be checked here)"
         );
         assert_eq!(Holder::parse(b"7;\xff").unwrap().hostname(), None);
     }

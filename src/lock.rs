@@ -4,10 +4,11 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::LockError;
 use crate::escape::Escaped;
-use crate::holder::Holder;
+use crate::holder::{Held, Holder};
 use crate::options::LockOptions;
 use crate::sys;
 use crate::template::Template;
@@ -53,10 +54,17 @@ impl LockFile {
         LockOptions::new().lock(path)
     }
 
-    pub(crate) fn acquire(path: &Path, template: &Template) -> Result<LockFile, LockError> {
+    pub(crate) fn acquire(
+        path: &Path,
+        template: &Template,
+        wait: Option<Duration>,
+    ) -> Result<LockFile, LockError> {
         let file = sys::open_for_locking(path).map_err(|e| LockError::io(path, e))?;
         if !sys::try_lock(&file).map_err(|e| LockError::io(path, e))? {
-            return Err(refusal(path, &file));
+            match wait {
+                Some(limit) if !limit.is_zero() => wait_for_lock(path, &file, limit)?,
+                _ => return Err(refusal(path, &file, None)),
+            }
         }
         // Rendered only once the lock is held: a refusal builds nothing.
         let content = render_content(template);
@@ -124,23 +132,62 @@ fn render_content(template: &Template) -> Vec<u8> {
     content
 }
 
-/// The error for a lock held elsewhere, naming the holder, and its one log record.
-fn refusal(path: &Path, file: &File) -> LockError {
-    let holder = Holder::read_from(file).ok().flatten();
+/// Retries until the lock is taken or `limit` passes, sleeping between tries
+/// until the file is closed somewhere. On timeout the caller drops `file`,
+/// so the waiter is left holding nothing.
+fn wait_for_lock(path: &Path, file: &File, limit: Duration) -> Result<(), LockError> {
+    const LONGEST_NAP: Duration = Duration::from_millis(50);
+    let start = Instant::now();
+    // Watch first, then try again: a release between the first try and the
+    // watch would otherwise go unnoticed until the next retry.
+    let mut watch = sys::ReleaseWatch::new(path);
+    if log::log_enabled!(target: "pidlockfile", log::Level::Info) {
+        let holder = Holder::diagnose(file);
+        log::info!(
+            target: "pidlockfile",
+            "Blocking waiting for file lock on {}; held{}",
+            Escaped(path.as_os_str().as_encoded_bytes()),
+            Held(holder.as_ref()),
+        );
+    }
+    let mut nap = Duration::from_millis(1);
+    loop {
+        if sys::try_lock(file).map_err(|e| LockError::io(path, e))? {
+            return Ok(());
+        }
+        let waited = start.elapsed();
+        let Some(left) = limit.checked_sub(waited).filter(|left| !left.is_zero()) else {
+            return Err(refusal(path, file, Some(waited)));
+        };
+        watch.wait(nap.min(left));
+        nap = (nap * 2).min(LONGEST_NAP);
+    }
+}
+
+/// The error for a lock held elsewhere (after `waited`, if it waited), naming
+/// the holder, and its one log record.
+fn refusal(path: &Path, file: &File, waited: Option<Duration>) -> LockError {
+    let holder = Holder::diagnose(file);
     if log::log_enabled!(target: "pidlockfile", log::Level::Error) {
-        let pid = holder.as_ref().and_then(Holder::pid);
+        let pid = holder.as_ref().and_then(Holder::holder_pid);
         let pid: &dyn fmt::Display = match &pid {
             Some(pid) => pid,
             None => &"UNKNOWN",
         };
         log::error!(
             target: "pidlockfile",
-            "Error locking file {}; pid={pid}",
+            "Error locking file {}; pid={pid}; held{}",
             Escaped(path.as_os_str().as_encoded_bytes()),
+            Held(holder.as_ref()),
         );
     }
-    LockError::Locked {
-        path: path.to_owned(),
-        holder,
+    let path = path.to_owned();
+    match waited {
+        None => LockError::Locked { path, holder },
+        Some(waited) => LockError::TimedOut {
+            path,
+            waited,
+            holder,
+        },
     }
 }

@@ -1,6 +1,7 @@
 //! How to take a lock: the builder, in the style of `std::fs::OpenOptions`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::error::LockError;
 use crate::lock::LockFile;
@@ -26,14 +27,54 @@ use crate::template::{Template, TemplateError, DEFAULT_TEMPLATE};
 #[derive(Clone, Debug)]
 pub struct LockOptions {
     template: Result<Template, TemplateError>,
+    wait: Option<Duration>,
 }
 
 impl LockOptions {
-    /// The defaults: the content template `{pid};{hostname}`.
+    /// The defaults: the content template `{pid};{hostname}`, and no waiting.
     pub fn new() -> LockOptions {
         LockOptions {
             template: Template::parse(DEFAULT_TEMPLATE),
+            wait: None,
         }
+    }
+
+    /// Waits up to `limit` for a lock held elsewhere, instead of failing at
+    /// once. While it waits, one record is logged at `INFO` (target
+    /// `pidlockfile`): `Blocking waiting for file lock on <path>; held by …`.
+    ///
+    /// On Linux the waiter sleeps until a descriptor of the file is closed,
+    /// which is how holders nearly always release (by closing, exiting or being
+    /// killed), and then retries at once; a holder that unlocks but keeps the
+    /// file open is noticed by a retry at least every 50 ms. Elsewhere it
+    /// retries on that schedule.
+    ///
+    /// When `limit` passes, [`lock`](LockOptions::lock) returns
+    /// [`LockError::TimedOut`]; the waiter then holds nothing and has closed
+    /// its descriptor. A zero `limit` tries once, as without `wait`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pidlockfile::{LockError, LockFile, LockOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let held = LockFile::lock(&path)?;
+    /// let err = LockOptions::new().wait(Duration::from_millis(20)).lock(&path).unwrap_err();
+    /// assert!(matches!(err, LockError::TimedOut { .. }));
+    ///
+    /// let releaser = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(20));
+    ///     drop(held);
+    /// });
+    /// let lock = LockOptions::new().wait(Duration::from_secs(10)).lock(&path)?;
+    /// # releaser.join().unwrap();
+    /// # drop(lock);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait(&mut self, limit: Duration) -> &mut LockOptions {
+        self.wait = Some(limit);
+        self
     }
 
     /// Sets what the holder writes into the lock file, as zc.lockfile's
@@ -57,9 +98,12 @@ impl LockOptions {
     ///
     /// # Errors
     /// - [`LockError::Locked`] when another lock holds the file, with the holder
-    ///   read from it; one record is logged at `ERROR` level (target
-    ///   `pidlockfile`): `Error locking file <path>; pid=<pid or UNKNOWN>`.
-    ///   The file is left as it was.
+    ///   read from it (checked against the kernel when the file does not name a
+    ///   running process on this host); one record is logged at `ERROR` level
+    ///   (target `pidlockfile`): `Error locking file <path>; pid=<pid or
+    ///   UNKNOWN>`, followed by what was found when the file's content is not the
+    ///   whole story. The file is left as it was.
+    /// - [`LockError::TimedOut`] instead, after [`wait`](LockOptions::wait).
     /// - [`LockError::Template`] when the content template cannot be used.
     /// - [`LockError::Io`] when the file cannot be opened, locked or written:
     ///   for example its directory is missing, it is a directory, a symbolic
@@ -68,7 +112,7 @@ impl LockOptions {
     pub fn lock(&self, path: impl AsRef<Path>) -> Result<LockFile, LockError> {
         let path = path.as_ref();
         match &self.template {
-            Ok(template) => LockFile::acquire(path, template),
+            Ok(template) => LockFile::acquire(path, template, self.wait),
             Err(e) => Err(LockError::Template {
                 path: path.to_owned(),
                 source: e.clone(),

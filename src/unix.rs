@@ -159,3 +159,159 @@ fn not_regular(kind: std::fs::FileType) -> io::Error {
     };
     io::Error::new(io::ErrorKind::InvalidInput, message)
 }
+
+/// Whether a process with this pid exists: `kill(pid, 0)`, where `EPERM`
+/// (it exists, but is another user's) counts as alive.
+pub(crate) fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false; // 0 and -1 address groups of processes, not one
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The pid that the kernel says holds a `flock` lock on this file, where the
+/// kernel says (Linux: `/proc/locks`, as `lslocks` reads it). `None` when
+/// nobody holds it, or the kernel cannot be asked.
+pub(crate) fn kernel_holder(file: &File) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().ok()?;
+        let table = std::fs::read_to_string("/proc/locks").ok()?;
+        let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+        flock_holder_in(&table, major.into(), minor.into(), meta.ino())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
+}
+
+/// Finds the holder of a `FLOCK` lock on device `major:minor`, inode `ino`,
+/// in the text of `/proc/locks`:
+/// `1: FLOCK  ADVISORY  WRITE 4242 fe:00:10010633 0 EOF` (the device in hex).
+/// Lines with `->` are processes waiting for a lock, not holding one.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn flock_holder_in(table: &str, major: u64, minor: u64, ino: u64) -> Option<u32> {
+    table.lines().find_map(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        if fields.next()? != "FLOCK" {
+            return None;
+        }
+        let pid: i64 = fields.nth(2)?.parse().ok()?;
+        let mut place = fields.next()?.split(':');
+        let matches = u64::from_str_radix(place.next()?, 16).ok()? == major
+            && u64::from_str_radix(place.next()?, 16).ok()? == minor
+            && place.next()?.parse::<u64>().ok()? == ino;
+        // A pid outside our pid namespace shows as 0 or less: not a name we can use.
+        (matches && pid > 0)
+            .then(|| u32::try_from(pid).ok())
+            .flatten()
+    })
+}
+
+/// Wakes a waiter when the lock may have been released.
+///
+/// On Linux an inotify watch reports when a descriptor of the file is closed,
+/// which is how nearly every holder releases (by close, by exit, by being
+/// killed), so the waiter wakes at once and costs no CPU meanwhile. A holder
+/// that unlocks without closing is caught by the waiter's periodic retry.
+pub(crate) struct ReleaseWatch {
+    #[cfg(target_os = "linux")]
+    inotify: Option<std::os::fd::OwnedFd>,
+}
+
+impl ReleaseWatch {
+    /// Starts watching `path`; without a watch the waiter just retries.
+    pub(crate) fn new(path: &Path) -> ReleaseWatch {
+        #[cfg(target_os = "linux")]
+        {
+            ReleaseWatch {
+                inotify: inotify_on(path),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = path;
+            ReleaseWatch {}
+        }
+    }
+
+    /// Returns when the file was closed somewhere, or after `timeout`.
+    pub(crate) fn wait(&mut self, timeout: std::time::Duration) {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.inotify {
+            use std::os::fd::AsRawFd;
+            let mut poll = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let millis = timeout.as_millis().clamp(1, libc::c_int::MAX as u128) as libc::c_int;
+            // SAFETY: one valid pollfd; `events` is drained below.
+            if unsafe { libc::poll(&mut poll, 1, millis) } > 0 {
+                let mut events = [0u8; 4096];
+                // SAFETY: reads into `events`; the descriptor is non-blocking.
+                unsafe { libc::read(fd.as_raw_fd(), events.as_mut_ptr().cast(), events.len()) };
+            }
+            return;
+        }
+        std::thread::sleep(timeout);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn inotify_on(path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: plain system calls; the descriptor is owned as soon as it exists.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK);
+        if fd < 0 {
+            return None;
+        }
+        let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mask =
+            libc::IN_CLOSE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_DONT_FOLLOW;
+        (libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), c_path.as_ptr(), mask) >= 0)
+            .then_some(fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flock_holder_in;
+
+    const TABLE: &str = "\
+1: POSIX  ADVISORY  WRITE 111 fe:00:77 0 EOF
+2: FLOCK  ADVISORY  WRITE 222 fe:00:10010633 0 EOF
+2: -> FLOCK  ADVISORY  WRITE 333 fe:00:10010633 0 EOF
+3: FLOCK  ADVISORY  WRITE 444 00:2a:10010633 0 EOF
+4: FLOCK  ADVISORY  WRITE 0 fe:00:55 0 EOF
+";
+
+    #[test]
+    fn the_flock_holder_of_the_device_and_inode_is_found() {
+        assert_eq!(flock_holder_in(TABLE, 0xfe, 0, 10010633), Some(222));
+        assert_eq!(flock_holder_in(TABLE, 0, 0x2a, 10010633), Some(444));
+    }
+
+    #[test]
+    fn posix_locks_waiters_and_other_files_are_not_holders() {
+        assert_eq!(flock_holder_in(TABLE, 0xfe, 0, 77), None);
+        assert_eq!(flock_holder_in(TABLE, 0xfe, 0, 1), None);
+        assert_eq!(
+            flock_holder_in(TABLE, 0xfe, 0, 55),
+            None,
+            "pid 0: outside our namespace"
+        );
+        assert_eq!(flock_holder_in("garbage\n\n1:\n", 0xfe, 0, 1), None);
+    }
+}

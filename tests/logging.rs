@@ -45,6 +45,7 @@ fn display(path: &Path) -> String {
 #[test]
 fn a_refusal_logs_one_error_naming_the_file_and_the_pid() {
     records_about("");
+    let me = std::process::id();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     let _held = LockFile::lock(&path).unwrap();
@@ -60,16 +61,16 @@ fn a_refusal_logs_one_error_naming_the_file_and_the_pid() {
             log::Level::Error,
             "pidlockfile".to_owned(),
             format!(
-                "Error locking file {}; pid={}",
+                "Error locking file {}; pid={me}; held by pid {me} on host {}",
                 display(&path),
-                std::process::id()
+                hostname(),
             )
         )]
     );
 }
 
 #[test]
-fn a_holder_that_wrote_no_pid_is_logged_as_unknown() {
+fn a_holder_that_wrote_no_pid_is_logged_with_the_kernels_word() {
     records_about("");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
@@ -77,13 +78,70 @@ fn a_holder_that_wrote_no_pid_is_logged_as_unknown() {
         .content_template("{hostname}")
         .lock(&path)
         .unwrap();
+    let me = std::process::id();
     let _ = LockFile::lock(&path).unwrap_err();
     let records = records_about(&display(&path));
     assert_eq!(records.len(), 1, "{records:?}");
+    let expected = if cfg!(target_os = "linux") {
+        format!(
+            "pid={me}; held by a process that wrote no holder (kernel says pid {me}; \
+             the file says \"{}\")",
+            hostname()
+        )
+    } else {
+        format!(
+            "pid=UNKNOWN; held, holder unknown (the lock file names no pid; it says \"{}\")",
+            hostname()
+        )
+    };
     assert_eq!(
         records[0].2,
-        format!("Error locking file {}; pid=UNKNOWN", display(&path))
+        format!("Error locking file {}; {expected}", display(&path))
     );
+}
+
+#[test]
+fn a_waiter_logs_one_info_record_however_often_it_retries() {
+    records_about("");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let me = std::process::id();
+    let _held = LockFile::lock(&path).unwrap();
+    let err = LockOptions::new()
+        .wait(std::time::Duration::from_millis(300))
+        .lock(&path)
+        .unwrap_err();
+    assert!(matches!(err, pidlockfile::LockError::TimedOut { .. }));
+
+    let held = format!("held by pid {me} on host {}", hostname());
+    assert_eq!(
+        records_about(&display(&path)),
+        vec![
+            (
+                log::Level::Info,
+                "pidlockfile".to_owned(),
+                format!(
+                    "Blocking waiting for file lock on {}; {held}",
+                    display(&path)
+                )
+            ),
+            (
+                log::Level::Error,
+                "pidlockfile".to_owned(),
+                format!("Error locking file {}; pid={me}; {held}", display(&path))
+            ),
+        ]
+    );
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    assert_eq!(
+        unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) },
+        0
+    );
+    let len = buf.iter().position(|&b| b == 0).unwrap();
+    String::from_utf8(buf[..len].to_vec()).unwrap()
 }
 
 #[test]

@@ -48,6 +48,20 @@ pub fn play_role() {
             assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
         }
     }
+    if role == "is-alive" {
+        let holder = pidlockfile::Holder::read(&path).unwrap().unwrap();
+        say(&format!("is-alive {:?}", holder.is_alive()));
+        std::process::exit(0)
+    }
+    if role == "hold-raw" {
+        // A holder that writes nothing, like flock(1) or a bare fs2 lock.
+        let file = std::fs::File::open(&path).expect("the lock file exists");
+        fs2::FileExt::try_lock_exclusive(&file).expect("the raw lock");
+        say(&format!("locked {}", std::process::id()));
+        wait_for_eof();
+        say("released");
+        std::process::exit(0)
+    }
     let mut options = LockOptions::new();
     if let Ok(template) = std::env::var(TEMPLATE) {
         options.content_template(&template);
@@ -209,8 +223,8 @@ pub struct Holding {
 }
 
 impl Holding {
-    /// Starts a helper playing `role` (`hold`, `hold-then-fork` or
-    /// `hold-then-fork-then-drop`) and waits
+    /// Starts a helper playing `role` (`hold`, `hold-raw`, `hold-then-fork`
+    /// or `hold-then-fork-then-drop`) and waits
     /// until it holds the lock.
     pub fn start(role: &str, path: &Path) -> Holding {
         Holding::start_with(helper_command(role, path))

@@ -1,0 +1,158 @@
+//! `LockOptions::wait`: waiting for a lock held elsewhere, with a time limit.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use common::{hostname, try_lock_elsewhere, Holding};
+use pidlockfile::{Holder, LockError, LockFile, LockOptions};
+
+helper_process!();
+
+fn waiting(limit: Duration) -> LockOptions {
+    let mut options = LockOptions::new();
+    options.wait(limit);
+    options
+}
+
+#[test]
+fn a_waiter_gets_the_lock_once_the_holder_releases_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        holder.release()
+    });
+
+    let lock = waiting(Duration::from_secs(30)).lock(&path).unwrap();
+    assert!(releaser.join().unwrap().success());
+    assert_eq!(
+        Holder::read(&path).unwrap().unwrap().pid(),
+        Some(std::process::id())
+    );
+    lock.close().unwrap();
+}
+
+#[test]
+fn a_waiter_gets_the_lock_once_the_holder_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        holder.kill()
+    });
+    let lock = waiting(Duration::from_secs(30)).lock(&path).unwrap();
+    killer.join().unwrap();
+    drop(lock);
+}
+
+#[test]
+fn a_waiter_that_runs_out_of_time_is_told_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+
+    let limit = Duration::from_millis(300);
+    let err = waiting(limit).lock(&path).unwrap_err();
+    let LockError::TimedOut {
+        waited,
+        holder: Some(named),
+        ..
+    } = &err
+    else {
+        panic!("expected a timeout naming the holder, got {err:?}");
+    };
+    assert!(*waited >= limit, "{waited:?}");
+    assert_eq!(named.pid(), Some(holder.pid));
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("cannot lock {path:?}: timed out after 0.")),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(
+            ", held by pid {} on host {}",
+            holder.pid,
+            hostname()
+        )),
+        "{message}"
+    );
+    holder.release();
+}
+
+#[test]
+fn a_waiter_that_timed_out_holds_nothing_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let open_on_path = || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+            .filter(|target| target == &path)
+            .count()
+    };
+    let holder = Holding::start("hold", &path);
+    let before = open_on_path();
+    let err = waiting(Duration::from_millis(100)).lock(&path).unwrap_err();
+    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+    assert_eq!(open_on_path(), before, "the waiter left a descriptor open");
+
+    holder.release();
+    // The lock is free at once: nothing of the waiter's holds it or takes it.
+    assert_eq!(try_lock_elsewhere(&path).status.code(), Some(0));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(try_lock_elsewhere(&path).status.code(), Some(0));
+}
+
+#[test]
+fn twenty_waiters_on_one_lock_all_get_it_in_turn_each_exactly_once() {
+    const WAITERS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let holder = Holding::start("hold", &path);
+    let inside = Arc::new(AtomicBool::new(false));
+    let turns = Arc::new(AtomicUsize::new(0));
+    let all_waiting = Arc::new(Barrier::new(WAITERS + 1));
+
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|_| {
+            let (path, inside, turns) = (path.clone(), inside.clone(), turns.clone());
+            let all_waiting = all_waiting.clone();
+            std::thread::spawn(move || {
+                all_waiting.wait();
+                let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                let holder = Holder::read(&*path).unwrap().unwrap();
+                assert_eq!(holder.pid(), Some(std::process::id()));
+                std::thread::sleep(Duration::from_millis(5));
+                turns.fetch_add(1, Ordering::SeqCst);
+                inside.store(false, Ordering::SeqCst);
+                lock.close().unwrap();
+            })
+        })
+        .collect();
+    all_waiting.wait();
+    std::thread::sleep(Duration::from_millis(100)); // all of them are waiting now
+    assert_eq!(turns.load(Ordering::SeqCst), 0);
+    holder.release();
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+    assert_eq!(turns.load(Ordering::SeqCst), WAITERS);
+}
+
+#[test]
+fn without_wait_a_held_lock_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let _held = LockFile::lock(&path).unwrap();
+    for options in [LockOptions::new(), waiting(Duration::ZERO)] {
+        // `Locked`, not `TimedOut`: it never entered the wait.
+        let err = options.lock(&path).unwrap_err();
+        assert!(matches!(err, LockError::Locked { .. }), "{err:?}");
+    }
+}
