@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 use std::path::Path;
 
 use crate::escape::Escaped;
@@ -35,10 +36,14 @@ pub(crate) const MAX_HOLDER_BYTES: usize = 4096;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holder {
-    raw: Box<[u8]>,
+    /// The line, with bytes that are not UTF-8 replaced by U+FFFD.
     content: Box<str>,
+    /// The line as read, kept only when it is not UTF-8 (so it can be shown
+    /// escaped byte by byte); usually one allocation holds everything.
+    raw: Option<Box<[u8]>>,
     pid: Option<u32>,
-    hostname: Option<Box<str>>,
+    /// Where the hostname lies in the line's bytes.
+    hostname: Option<Range<usize>>,
     /// What was found when the holder was checked: set by a refusal, a
     /// timeout and [`Holder::inspect`]; `Holder::read` leaves it unchecked.
     checked: Checked,
@@ -141,7 +146,7 @@ impl Holder {
     /// A holder whose file says nothing, for when only the kernel names one.
     fn empty() -> Holder {
         Holder {
-            raw: Box::default(),
+            raw: None,
             content: Box::default(),
             pid: None,
             hostname: None,
@@ -158,18 +163,20 @@ impl Holder {
         if line.is_empty() {
             return None;
         }
-        let (first, rest) = match line.iter().position(|&b| b == b';' || b == b'/') {
-            Some(at) => (&line[..at], &line[at + 1..]),
-            None => (line, &[][..]),
+        let (first, hostname) = match line.iter().position(|&b| b == b';' || b == b'/') {
+            Some(at) => (&line[..at], trimmed(line, at + 1..line.len())),
+            None => (line, None),
+        };
+        let hostname = hostname.filter(|at| std::str::from_utf8(&line[at.clone()]).is_ok());
+        let (content, raw) = match std::str::from_utf8(line) {
+            Ok(text) => (Box::from(text), None),
+            Err(_) => (String::from_utf8_lossy(line).into(), Some(Box::from(line))),
         };
         Some(Holder {
-            raw: line.into(),
-            content: String::from_utf8_lossy(line).into(),
+            content,
+            raw,
             pid: parse_pid(first.trim_ascii()),
-            hostname: std::str::from_utf8(rest.trim_ascii())
-                .ok()
-                .filter(|name| !name.is_empty())
-                .map(Box::from),
+            hostname,
             checked: Checked::default(),
         })
     }
@@ -181,7 +188,13 @@ impl Holder {
 
     /// The hostname the file names, if it has a second field.
     pub fn hostname(&self) -> Option<&str> {
-        self.hostname.as_deref()
+        let at = self.hostname.clone()?;
+        std::str::from_utf8(&self.bytes()[at]).ok()
+    }
+
+    /// The line's bytes as read.
+    fn bytes(&self) -> &[u8] {
+        self.raw.as_deref().unwrap_or(self.content.as_bytes())
     }
 
     /// The holder's line as written, without surrounding white space; bytes
@@ -237,15 +250,19 @@ impl Holder {
     }
 
     fn is_on_this_host(&self) -> bool {
-        match self
-            .hostname
-            .as_deref()
-            .and_then(|h| h.split_whitespace().next())
-        {
+        match self.hostname().and_then(|h| h.split_whitespace().next()) {
             Some(name) => name == sys::hostname(),
             None => true,
         }
     }
+}
+
+/// The part of `line[within]` without white space at either end, if any is left.
+fn trimmed(line: &[u8], within: Range<usize>) -> Option<Range<usize>> {
+    let field = &line[within.clone()];
+    let start = within.start + field.iter().position(|b| !b.is_ascii_whitespace())?;
+    let end = within.start + field.iter().rposition(|b| !b.is_ascii_whitespace())? + 1;
+    Some(start..end)
 }
 
 /// A pid is what `kill(2)` would take as one process: 1 to `i32::MAX`.
@@ -265,7 +282,7 @@ fn parse_pid(field: &[u8]) -> Option<u32> {
 /// `holder unknown (…)`. Bytes from the file are escaped.
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = |f: &mut fmt::Formatter<'_>| match &self.hostname {
+        let host = |f: &mut fmt::Formatter<'_>| match self.hostname() {
             Some(host) => write!(f, " on host {}", Escaped(host.as_bytes())),
             None => Ok(()),
         };
@@ -299,9 +316,9 @@ impl fmt::Display for Holder {
                     f,
                     "a process that wrote no holder (kernel says pid {kernel}"
                 )?;
-                match self.raw.is_empty() {
+                match self.content.is_empty() {
                     true => write!(f, ")"),
-                    false => write!(f, "; the file says \"{}\")", Escaped(&self.raw)),
+                    false => write!(f, "; the file says \"{}\")", Escaped(self.bytes())),
                 }
             }
             (Some(pid), None) if dead => {
@@ -320,7 +337,7 @@ impl fmt::Display for Holder {
             (None, None) => write!(
                 f,
                 "holder unknown (the lock file names no pid; it says \"{}\")",
-                Escaped(&self.raw)
+                Escaped(self.bytes())
             ),
         }
     }

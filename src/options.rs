@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::LockError;
 use crate::lock::LockFile;
-use crate::template::{Template, TemplateError, DEFAULT_TEMPLATE};
+use crate::template::{Template, TemplateError};
 
 /// Options for taking a lock, for when [`LockFile::lock`]'s defaults do not fit.
 ///
@@ -26,7 +26,8 @@ use crate::template::{Template, TemplateError, DEFAULT_TEMPLATE};
 /// ```
 #[derive(Clone, Debug)]
 pub struct LockOptions {
-    template: Result<Template, TemplateError>,
+    /// `None`: the default template, shared and parsed once.
+    template: Option<Result<Template, TemplateError>>,
     wait: Option<Duration>,
 }
 
@@ -34,7 +35,7 @@ impl LockOptions {
     /// The defaults: the content template `{pid};{hostname}`, and no waiting.
     pub fn new() -> LockOptions {
         LockOptions {
-            template: Template::parse(DEFAULT_TEMPLATE),
+            template: None,
             wait: None,
         }
     }
@@ -89,7 +90,7 @@ impl LockOptions {
     /// A template without `{pid}` leaves the holder's pid out of the file, so a
     /// refusal cannot name the holder's pid.
     pub fn content_template(&mut self, template: &str) -> &mut LockOptions {
-        self.template = Template::parse(template);
+        self.template = Some(Template::parse(template));
         self
     }
 
@@ -112,8 +113,9 @@ impl LockOptions {
     pub fn lock(&self, path: impl AsRef<Path>) -> Result<LockFile, LockError> {
         let path = path.as_ref();
         match &self.template {
-            Ok(template) => LockFile::acquire(path, template, self.wait),
-            Err(e) => Err(LockError::Template {
+            None => LockFile::acquire(path, Template::default_ref(), self.wait),
+            Some(Ok(template)) => LockFile::acquire(path, template, self.wait),
+            Some(Err(e)) => Err(LockError::Template {
                 path: path.to_owned(),
                 source: e.clone(),
             }),

@@ -1,9 +1,10 @@
 //! The content template: what a holder writes into the lock file.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 /// The template used when none is given: the holder's pid and hostname.
-pub(crate) const DEFAULT_TEMPLATE: &str = "{pid};{hostname}";
+const DEFAULT_TEMPLATE: &str = "{pid};{hostname}";
 
 /// A parsed content template, such as `{pid};{hostname}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +20,15 @@ enum Part {
 }
 
 impl Template {
+    /// The default template, parsed once: taking a lock with the defaults
+    /// allocates nothing for it.
+    pub(crate) fn default_ref() -> &'static Template {
+        static DEFAULT: OnceLock<Template> = OnceLock::new();
+        DEFAULT.get_or_init(|| {
+            Template::parse(DEFAULT_TEMPLATE).expect("the default template is valid")
+        })
+    }
+
     /// Parses `source`, in which `{pid}` and `{hostname}` are placeholders
     /// and `{{`, `}}` stand for literal braces.
     pub(crate) fn parse(source: &str) -> Result<Template, TemplateError> {
@@ -156,6 +166,10 @@ mod tests {
     #[test]
     fn default_template_renders_pid_and_hostname() {
         assert_eq!(render(DEFAULT_TEMPLATE), "4242;db1");
+        assert_eq!(
+            Template::default_ref(),
+            &Template::parse(DEFAULT_TEMPLATE).unwrap()
+        );
     }
 
     #[test]

@@ -17,30 +17,34 @@ const CREATE_MODE: u32 = 0o644;
 /// `O_NOFOLLOW` refuses a symbolic link, so that an attacker's link in a shared
 /// directory cannot aim our write at a victim file; `O_NONBLOCK` keeps a FIFO
 /// from blocking the open; std adds `O_CLOEXEC`, so no child inherits the lock.
+/// Whether it is a regular file is checked by [`write_content`] before it
+/// writes anything, at no extra cost.
 pub(crate) fn open_for_locking(path: &Path) -> io::Result<File> {
-    open_regular(
-        path,
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(CREATE_MODE),
-    )
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(CREATE_MODE)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+        .map_err(|e| explain_open_error(path, e))
 }
 
 /// Opens an existing lock file to read its holder, with the same refusals.
 pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
-    open_regular(path, OpenOptions::new().read(true))
-}
-
-fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
-    let file = options
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(OPEN_FLAGS)
         .open(path)
         .map_err(|e| explain_open_error(path, e))?;
-    ensure_regular(&file)?;
-    Ok(file)
+    let kind = file.metadata()?.file_type();
+    match kind.is_file() {
+        true => Ok(file),
+        false => Err(not_regular(kind)),
+    }
 }
+
+const OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
 
 /// Takes the exclusive lock without blocking: `Ok(false)` when another open
 /// file description holds it.
@@ -59,14 +63,21 @@ pub(crate) fn unlock(file: &File) -> io::Result<()> {
     fs2::FileExt::unlock(file)
 }
 
-/// Replaces the file's content: write first, then cut any longer old tail,
-/// so that a reader sees the old holder or the new one, never nothing.
-/// No fsync: the content is diagnostic, and the lock lives in the kernel.
+/// Replaces the file's content with `content`.
 ///
-/// When the write fails (the disk is full), the old content is kept if none
-/// of it was overwritten; a torn line, which could name a pid that never held
-/// the lock, is cleared instead.
+/// It sets the length first: `ftruncate(2)` refuses anything but a regular
+/// file (`EINVAL`), so a FIFO or a device is refused before a byte is
+/// written, without an `fstat` on the way. When that fails nothing has
+/// changed. When the write then fails (the disk is full), the file is
+/// emptied: a torn line could name a pid that never held the lock.
+/// No fsync: the content is diagnostic, and the lock lives in the kernel.
 pub(crate) fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
+    if let Err(e) = file.set_len(content.len() as u64) {
+        return Err(match file.metadata() {
+            Ok(meta) if !meta.file_type().is_file() => not_regular(meta.file_type()),
+            _ => e,
+        });
+    }
     let mut written = 0;
     while written < content.len() {
         let result = match file.write_at(&content[written..], written as u64) {
@@ -77,22 +88,23 @@ pub(crate) fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                if written > 0 {
-                    let _ = file.set_len(0);
-                }
+                let _ = file.set_len(0);
                 return Err(e);
             }
         }
     }
-    file.set_len(content.len() as u64)
+    Ok(())
 }
 
 /// Reads the start of the file into `buf` (never more), returning the length.
+/// It stops at the first newline, the end of the holder's line: one read,
+/// nearly always.
 pub(crate) fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
     let mut len = 0;
     while len < buf.len() {
         match file.read_at(&mut buf[len..], len as u64) {
             Ok(0) => break,
+            Ok(n) if buf[len..len + n].contains(&b'\n') => return Ok(len + n),
             Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -114,15 +126,6 @@ pub(crate) fn hostname() -> &'static str {
         let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
         String::from_utf8_lossy(&buf[..len]).into_owned()
     })
-}
-
-fn ensure_regular(file: &File) -> io::Result<()> {
-    let kind = file.metadata()?.file_type();
-    if kind.is_file() {
-        Ok(())
-    } else {
-        Err(not_regular(kind))
-    }
 }
 
 /// Replaces the kernel's words for opening a link or a socket ("Too many

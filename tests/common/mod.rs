@@ -196,7 +196,19 @@ impl Said {
 
 /// Runs `command` to its end and collects its `@@ ` lines.
 pub fn run(mut command: Command) -> Said {
-    let output = command.stdin(Stdio::null()).output().unwrap();
+    command.stdin(Stdio::null());
+    // A copied helper can be briefly "busy": another test thread forking at the
+    // moment of the copy hands its child the copy's write descriptor.
+    let mut tries = 0;
+    let output = loop {
+        match command.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => break result.unwrap(),
+        }
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     Said {
         lines: stdout
