@@ -26,8 +26,19 @@
 //! ```
 //!
 //! [`LockOptions`] sets what the holder writes (zc.lockfile's
-//! `content_template`); [`Holder::read`] reads a lock file's holder without
-//! locking it.
+//! `content_template`) and how long to [wait](LockOptions::wait) for a held
+//! lock; [`Holder::read`] reads a lock file's holder without locking it, and
+//! [`Holder::inspect`] also checks it against the running processes and the
+//! kernel.
+//!
+//! # The holder named is the real one
+//!
+//! A refusal names the process that holds the lock. When the file's content
+//! does not name a running process on this host (its holder died and another
+//! process took the lock without writing, as `flock(1)` does), the kernel is
+//! asked (`/proc/locks` on Linux), and the message says the content is stale:
+//! `held by pid 5150 on host db1 (the file's content names pid 4242, a process
+//! that is not running: stale content)`.
 //!
 //! # The file and its content
 //!

@@ -1,0 +1,67 @@
+//! Taking and releasing a lock allocates only what the path and the content
+//! need: one `PathBuf` and one content buffer. A refusal allocates the error's
+//! path and the holder's line. Counted with a counting global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use pidlockfile::{LockError, LockFile};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Allocations this thread makes while running `f`.
+fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = ALLOCATIONS.with(Cell::get);
+    let result = f();
+    (result, ALLOCATIONS.with(Cell::get) - before)
+}
+
+#[test]
+fn a_lock_and_release_allocate_the_path_and_the_content_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    LockFile::lock(&path).unwrap().close().unwrap(); // the hostname is looked up once per process
+    for _ in 0..3 {
+        let ((), n) = allocations(|| LockFile::lock(&path).unwrap().close().unwrap());
+        assert_eq!(n, 2);
+    }
+}
+
+#[test]
+fn a_refusal_allocates_the_errors_path_and_the_holders_line_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let _held = LockFile::lock(&path).unwrap();
+    for _ in 0..3 {
+        let (result, n) = allocations(|| LockFile::lock(&path));
+        assert!(matches!(
+            result,
+            Err(LockError::Locked {
+                holder: Some(_),
+                ..
+            })
+        ));
+        assert_eq!(n, 2);
+    }
+}
