@@ -445,4 +445,49 @@ mod tests {
         );
         assert_eq!(Holder::parse(b"7;\xff").unwrap().hostname(), None);
     }
+
+    mod properties {
+        use super::*;
+        use crate::template::Template;
+        use proptest::prelude::*;
+
+        /// A hostname as it can survive a line: no line break, nothing that
+        /// reads as white space at either end (which parsing trims).
+        fn hostname() -> impl Strategy<Value = String> {
+            "[^\n\r]{1,64}".prop_filter("no surrounding white space", |h| {
+                h.trim_matches(|c: char| c.is_ascii_whitespace()) == h
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn the_default_template_parses_back_to_its_pid_and_hostname(
+                pid in 1..=i32::MAX as u32,
+                hostname in hostname(),
+            ) {
+                let line = Template::default_ref().render_line(pid, &hostname);
+                let holder = Holder::parse(&line).unwrap();
+                prop_assert_eq!(holder.pid(), Some(pid));
+                prop_assert_eq!(holder.hostname(), Some(hostname.as_str()));
+                prop_assert_eq!(holder.content(), format!("{pid};{hostname}"));
+            }
+
+            #[test]
+            fn any_bytes_parse_without_panic_into_a_bounded_escaped_holder(
+                bytes in proptest::collection::vec(any::<u8>(), 0..3 * MAX_HOLDER_BYTES),
+            ) {
+                if let Some(holder) = Holder::parse(&bytes) {
+                    prop_assert!(holder.content().len() <= 3 * MAX_HOLDER_BYTES);
+                    prop_assert!(!holder.content().contains('\n'));
+                    if let Some(pid) = holder.pid() {
+                        prop_assert!((1..=i32::MAX as u32).contains(&pid));
+                    }
+                    let shown = holder.to_string();
+                    prop_assert!(!shown.chars().any(char::is_control), "{:?}", shown);
+                }
+            }
+        }
+    }
 }

@@ -67,7 +67,12 @@ impl LockFile {
             }
         }
         // Rendered only once the lock is held: a refusal builds nothing.
-        let content = render_content(template);
+        let hostname = if template.uses_hostname() {
+            sys::hostname()
+        } else {
+            ""
+        };
+        let content = template.render_line(std::process::id(), hostname);
         if let Err(e) = sys::write_content(&file, &content) {
             let _ = sys::unlock(&file);
             return Err(LockError::io(path, e));
@@ -115,21 +120,6 @@ impl fmt::Debug for LockFile {
             .field("file", &self.file)
             .finish()
     }
-}
-
-/// ` <rendered template>\n`: zc.lockfile's format, readable by tools that
-/// skip one byte and read a line.
-fn render_content(template: &Template) -> Vec<u8> {
-    let hostname = if template.uses_hostname() {
-        sys::hostname()
-    } else {
-        ""
-    };
-    let mut content = Vec::with_capacity(24 + hostname.len());
-    content.push(b' ');
-    template.render_into(&mut content, std::process::id(), hostname);
-    content.push(b'\n');
-    content
 }
 
 /// Retries until the lock is taken or `limit` passes, sleeping between tries

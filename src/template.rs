@@ -83,8 +83,18 @@ impl Template {
         self.parts.contains(&Part::Hostname)
     }
 
+    /// The lock file's content: ` <rendered template>\n`, zc.lockfile's
+    /// format, which tools that skip one byte and read a line understand.
+    pub(crate) fn render_line(&self, pid: u32, hostname: &str) -> Vec<u8> {
+        let mut line = Vec::with_capacity(24 + hostname.len());
+        line.push(b' ');
+        self.render_into(&mut line, pid, hostname);
+        line.push(b'\n');
+        line
+    }
+
     /// Appends the rendered template to `out`.
-    pub(crate) fn render_into(&self, out: &mut Vec<u8>, pid: u32, hostname: &str) {
+    fn render_into(&self, out: &mut Vec<u8>, pid: u32, hostname: &str) {
         use std::io::Write;
         for part in &self.parts {
             match part {

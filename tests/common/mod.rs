@@ -17,6 +17,8 @@ const ROLE: &str = "PIDLOCKFILE_TEST_ROLE";
 const PATH: &str = "PIDLOCKFILE_TEST_PATH";
 const TEMPLATE: &str = "PIDLOCKFILE_TEST_TEMPLATE";
 const FILE_SIZE_LIMIT: &str = "PIDLOCKFILE_TEST_FILE_SIZE_LIMIT";
+const CHDIR: &str = "PIDLOCKFILE_TEST_CHDIR_AFTER_LOCKING";
+const ROUNDS: &str = "PIDLOCKFILE_TEST_ROUNDS";
 
 /// The uid and gid that permission tests run as: the machines run as root.
 pub const NOBODY: u32 = 65534;
@@ -47,6 +49,9 @@ pub fn play_role() {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
         }
+    }
+    if role == "stress-worker" {
+        stress_worker(&path);
     }
     if role == "is-alive" {
         let holder = pidlockfile::Holder::read(&path).unwrap().unwrap();
@@ -82,6 +87,10 @@ pub fn play_role() {
             std::process::exit(1)
         }
     };
+    if let Some(dir) = std::env::var_os(CHDIR) {
+        // The lock stays on the file it opened, whatever the working directory.
+        std::env::set_current_dir(dir).unwrap();
+    }
     match role.as_str() {
         "try" => say("locked"),
         "hold" => {
@@ -109,6 +118,45 @@ pub fn play_role() {
     }
     say("released");
     std::process::exit(0)
+}
+
+/// A stress worker: `ROUNDS` times, lock, check that the lock file names
+/// this process, increment the counter file beside it, release. Says how many
+/// rounds saw a foreign holder while holding the lock.
+fn stress_worker(path: &Path) -> ! {
+    let rounds: usize = std::env::var(ROUNDS).unwrap().parse().unwrap();
+    let counter = path.with_file_name("counter");
+    let me = std::process::id();
+    let mut foreign = 0;
+    for _ in 0..rounds {
+        let lock = LockOptions::new()
+            .wait(std::time::Duration::from_secs(600))
+            .lock(path)
+            .unwrap();
+        let holder = pidlockfile::Holder::read(path).unwrap();
+        if holder.as_ref().and_then(|h| h.pid()) != Some(me) {
+            foreign += 1;
+        }
+        let n: u64 = std::fs::read_to_string(&counter)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::fs::write(&counter, (n + 1).to_string()).unwrap();
+        lock.close().unwrap();
+    }
+    say(&format!("done {rounds} foreign {foreign}"));
+    std::process::exit(0)
+}
+
+/// Makes a helper change its working directory to `dir` once it holds the lock.
+pub fn chdir_after_locking(command: &mut Command, dir: &Path) {
+    command.env(CHDIR, dir);
+}
+
+/// Makes a stress worker run `rounds` rounds.
+pub fn rounds(command: &mut Command, rounds: usize) {
+    command.env(ROUNDS, rounds.to_string());
 }
 
 fn say(line: &str) {
