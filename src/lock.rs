@@ -84,6 +84,38 @@ impl LockFile {
         })
     }
 
+    /// Whether another lock holds the lock file at `path` now, without
+    /// creating the file or disturbing its holder: `Ok(false)` when the file
+    /// does not exist. It asks by taking a shared lock for an instant, so a
+    /// `lock()` racing with it may see the file as held. For who holds it,
+    /// see [`Holder::inspect`].
+    ///
+    /// ```
+    /// use pidlockfile::LockFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// assert!(!LockFile::is_locked(&path)?);
+    /// let lock = LockFile::lock(&path)?;
+    /// assert!(LockFile::is_locked(&path)?);
+    /// lock.close()?;
+    /// assert!(!LockFile::is_locked(&path)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`LockError::Io`] when the file cannot be opened for reading (it is a
+    /// symbolic link, not a regular file, or permission is denied) or asked.
+    pub fn is_locked(path: impl AsRef<Path>) -> Result<bool, LockError> {
+        let path = path.as_ref();
+        let file = match sys::open_for_reading(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(LockError::io(path, e)),
+        };
+        sys::is_locked(&file).map_err(|e| LockError::io(path, e))
+    }
+
     /// The lock file's path, as it was given.
     pub fn path(&self) -> &Path {
         &self.path
