@@ -42,8 +42,9 @@ pub struct Holder {
     /// escaped byte by byte); usually one allocation holds everything.
     raw: Option<Box<[u8]>>,
     pid: Option<u32>,
-    /// Where the hostname lies in the line's bytes.
-    hostname: Option<Range<usize>>,
+    /// Where the hostname lies in the line's bytes (at most 4 KiB, so
+    /// `u16` offsets: a refusal's error stays small).
+    hostname: Option<(u16, u16)>,
     /// What was found when the holder was checked: set by a refusal, a
     /// timeout and [`Holder::inspect`]; `Holder::read` leaves it unchecked.
     checked: Checked,
@@ -167,7 +168,9 @@ impl Holder {
             Some(at) => (&line[..at], trimmed(line, at + 1..line.len())),
             None => (line, None),
         };
-        let hostname = hostname.filter(|at| std::str::from_utf8(&line[at.clone()]).is_ok());
+        let hostname = hostname
+            .filter(|at| std::str::from_utf8(&line[at.clone()]).is_ok())
+            .map(|at| (at.start as u16, at.end as u16));
         let (content, raw) = match std::str::from_utf8(line) {
             Ok(text) => (Box::from(text), None),
             Err(_) => (String::from_utf8_lossy(line).into(), Some(Box::from(line))),
@@ -188,8 +191,8 @@ impl Holder {
 
     /// The hostname the file names, if it has a second field.
     pub fn hostname(&self) -> Option<&str> {
-        let at = self.hostname.clone()?;
-        std::str::from_utf8(&self.bytes()[at]).ok()
+        let (start, end) = self.hostname?;
+        std::str::from_utf8(&self.bytes()[usize::from(start)..usize::from(end)]).ok()
     }
 
     /// The line's bytes as read.

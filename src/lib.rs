@@ -70,8 +70,8 @@
 //!   is anything that is not a regular file; opening never blocks.
 #![deny(missing_docs, missing_debug_implementations)]
 
-#[cfg(not(unix))]
-compile_error!("pidlockfile supports Unix platforms so far");
+#[cfg(not(any(unix, windows)))]
+compile_error!("pidlockfile supports Unix and Windows");
 
 #[cfg(doctest)]
 mod doctests;
@@ -85,6 +85,10 @@ mod template;
 mod unix;
 #[cfg(unix)]
 use unix as sys;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as sys;
 
 pub use error::LockError;
 pub use holder::Holder;

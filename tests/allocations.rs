@@ -1,6 +1,7 @@
 //! Taking and releasing a lock allocates only what the path and the content
 //! need: one `PathBuf` and one content buffer. A refusal allocates the error's
 //! path and the holder's line. Counted with a counting global allocator.
+#![cfg(unix)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -1,5 +1,6 @@
 //! Every bad input gets a clear error naming the path and the cause, and
 //! nothing is created, changed or left locked.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The `pidlockfile` command, driven as a user drives it. Built with the
 //! `cli` feature (`cargo test --all-features`).
-#![cfg(feature = "cli")]
+#![cfg(all(unix, feature = "cli"))]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

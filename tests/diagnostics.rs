@@ -1,5 +1,7 @@
 //! The holder a refusal names is the real one: stale content is caught, and
 //! a holder that wrote nothing is named by the kernel (on Linux).
+#![cfg(unix)]
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
 
 mod common;
 

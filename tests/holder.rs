@@ -1,4 +1,5 @@
 //! Reading who holds a lock file, without locking it.
+#![cfg(unix)]
 
 use std::io::{Seek, SeekFrom, Write};
 

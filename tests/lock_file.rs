@@ -1,4 +1,5 @@
 //! Scenarios around `LockFile`: real processes, real kills, real forks.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The one log record a refusal writes, as zc.lockfile words it.
+#![cfg(unix)]
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -1,5 +1,6 @@
 //! Paths as users give them: relative ones, names that are not UTF-8, names
 //! too long, and directories or file systems that are read-only.
+#![cfg(unix)]
 
 mod common;
 

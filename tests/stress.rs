@@ -2,6 +2,7 @@
 //!
 //! `cargo test` runs 4 workers x 200 rounds. A large run:
 //! `PIDLOCKFILE_STRESS=16x10000 cargo test --release --test stress -- --nocapture`
+#![cfg(unix)]
 
 mod common;
 

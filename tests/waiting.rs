@@ -1,4 +1,5 @@
 //! `LockOptions::wait`: waiting for a lock held elsewhere, with a time limit.
+#![cfg(unix)]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! Needs `python3` with `zc.lockfile` (`.ci/run` installs it). Elsewhere the
 //! tests say that they did not run, unless `PIDLOCKFILE_REQUIRE_ZC_LOCKFILE`
 //! is set, which makes a missing zc.lockfile a failure.
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -6,6 +6,9 @@
 //! is free and 1 when it is held; `hold` exits 0 once it has released the
 //! lock. Any other error prints one line and exits 2.
 
+#[cfg(not(unix))]
+compile_error!("the pidlockfile command supports Unix so far (it forwards Unix signals)");
+
 mod hold;
 mod run;
 mod signals;

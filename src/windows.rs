@@ -1,0 +1,216 @@
+//! The platform primitive on Windows: `LockFileEx` on the file's first byte.
+//!
+//! Windows locks are mandatory: a locked range cannot be read through other
+//! handles. Locking the whole file, as `fs2` and `std::fs::File::lock` do,
+//! would hide the holder's pid from everyone else; so, like zc.lockfile, only
+//! byte 0 is locked (`LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY` on
+//! `[0, 1)`), the content starts with a space there, and others read the
+//! holder from offset 1. The file is opened with every share mode, so that
+//! other processes may open it to read it and to lock it.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::windows::fs::{FileExt, OpenOptionsExt};
+use std::os::windows::io::AsRawHandle;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use windows_sys::Win32::Foundation::{
+    CloseHandle, ERROR_ACCESS_DENIED, ERROR_LOCK_VIOLATION, HANDLE, STILL_ACTIVE,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    LockFileEx, UnlockFile, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
+};
+use windows_sys::Win32::System::SystemInformation::{ComputerNameDnsHostname, GetComputerNameExW};
+use windows_sys::Win32::System::Threading::{
+    GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+};
+
+const SHARE_ALL: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+
+/// Opens or creates the lock file for locking and writing, without
+/// truncating it. A symbolic link is opened as itself, and refused.
+pub(crate) fn open_for_locking(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .share_mode(SHARE_ALL)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)?;
+    ensure_regular(&file)?;
+    Ok(file)
+}
+
+/// Opens an existing lock file to read its holder, with the same refusals.
+pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .share_mode(SHARE_ALL)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)?;
+    ensure_regular(&file)?;
+    Ok(file)
+}
+
+fn ensure_regular(file: &File) -> io::Result<()> {
+    let kind = file.metadata()?.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_symlink() {
+        "the path is a symbolic link; a lock file is never opened through one, \
+         lest the holder's content be written into the file it points to"
+    } else if kind.is_dir() {
+        "the path is a directory, not a regular file"
+    } else {
+        "the path is not a regular file"
+    };
+    Err(io::Error::new(io::ErrorKind::InvalidInput, what))
+}
+
+fn handle(file: &File) -> HANDLE {
+    file.as_raw_handle() as HANDLE
+}
+
+/// Locks byte 0 without blocking; `Ok(false)` when another handle holds it.
+fn lock_first_byte(file: &File, flags: u32) -> io::Result<bool> {
+    // SAFETY: a zeroed OVERLAPPED names offset 0; the handle is open.
+    let locked = unsafe {
+        let mut overlapped = std::mem::zeroed();
+        LockFileEx(
+            handle(file),
+            flags | LOCKFILE_FAIL_IMMEDIATELY,
+            0,
+            1,
+            0,
+            &mut overlapped,
+        )
+    };
+    if locked != 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(code) if code == ERROR_LOCK_VIOLATION as i32 => Ok(false),
+        _ => Err(error),
+    }
+}
+
+/// Takes the exclusive lock without blocking: `Ok(false)` when another
+/// handle holds it (`ERROR_LOCK_VIOLATION`).
+pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
+    lock_first_byte(file, LOCKFILE_EXCLUSIVE_LOCK)
+}
+
+/// Whether an exclusive lock holds the file now, asked with a shared lock
+/// dropped at once.
+pub(crate) fn is_locked(file: &File) -> io::Result<bool> {
+    match lock_first_byte(file, 0)? {
+        true => unlock(file).map(|()| false),
+        false => Ok(true),
+    }
+}
+
+/// Releases the lock on byte 0.
+pub(crate) fn unlock(file: &File) -> io::Result<()> {
+    // SAFETY: unlocks the range this handle locked.
+    match unsafe { UnlockFile(handle(file), 0, 0, 1, 0) } {
+        0 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces the file's content with `content`: the length first, then the
+/// bytes (through the handle that holds byte 0); emptied if the write fails
+/// part way. No flush: the content is diagnostic.
+pub(crate) fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
+    file.set_len(content.len() as u64)?;
+    let mut written = 0;
+    while written < content.len() {
+        match file.seek_write(&content[written..], written as u64) {
+            Ok(0) => {
+                let _ = file.set_len(0);
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = file.set_len(0);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the start of the file into `buf`, up to the first newline. While
+/// another handle holds byte 0 it cannot be read, so reading starts at
+/// offset 1 then, past the space of zc.lockfile's format.
+pub(crate) fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut start = 0;
+    let mut len = 0;
+    while len < buf.len() {
+        match file.seek_read(&mut buf[len..], (start + len) as u64) {
+            Ok(0) => break,
+            Ok(n) if buf[len..len + n].contains(&b'\n') => return Ok(len + n),
+            Ok(n) => len += n,
+            Err(e) if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32) && start == 0 => {
+                start = 1;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(len)
+}
+
+/// This machine's DNS host name, looked up once per process.
+pub(crate) fn hostname() -> &'static str {
+    static HOSTNAME: OnceLock<String> = OnceLock::new();
+    HOSTNAME.get_or_init(|| {
+        let mut buf = [0u16; 256];
+        let mut len = buf.len() as u32;
+        // SAFETY: the buffer and its length in UTF-16 units.
+        let ok = unsafe { GetComputerNameExW(ComputerNameDnsHostname, buf.as_mut_ptr(), &mut len) };
+        match ok {
+            0 => String::new(),
+            _ => String::from_utf16_lossy(&buf[..len as usize]),
+        }
+    })
+}
+
+/// Whether a process with this pid runs: it can be opened and has not
+/// exited, or opening it is denied (it exists, but is not ours to query).
+pub(crate) fn process_exists(pid: u32) -> bool {
+    // SAFETY: the handle, when there is one, is closed below.
+    unsafe {
+        let process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if process.is_null() {
+            return io::Error::last_os_error().raw_os_error() == Some(ERROR_ACCESS_DENIED as i32);
+        }
+        let mut code = 0;
+        let running = GetExitCodeProcess(process, &mut code) != 0 && code == STILL_ACTIVE as u32;
+        CloseHandle(process);
+        running
+    }
+}
+
+/// Windows has no table of lock holders to ask.
+pub(crate) fn kernel_holder(_: &File) -> Option<u32> {
+    None
+}
+
+/// A waiter retries on its schedule: Windows reports no close of a file
+/// that a waiter could sleep on cheaply.
+pub(crate) struct ReleaseWatch;
+
+impl ReleaseWatch {
+    pub(crate) fn new(_: &Path) -> ReleaseWatch {
+        ReleaseWatch
+    }
+
+    pub(crate) fn wait(&mut self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
+}
