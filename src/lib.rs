@@ -68,6 +68,12 @@
 //!   `portalocker` use `flock`, as this crate does.
 //! - A symbolic link at the lock path is refused rather than followed, and so
 //!   is anything that is not a regular file; opening never blocks.
+//!
+//! On Windows the lock is `LockFileEx` on the file's first byte only:
+//! Windows locks are mandatory, and locking the whole file would hide the
+//! holder's pid from everyone else. Others read the holder from offset 1.
+//! Only Linux can name a holder that wrote nothing (`/proc/locks`), and only
+//! Linux wakes a waiter at the holder's release; elsewhere a waiter retries.
 #![deny(missing_docs, missing_debug_implementations)]
 
 #[cfg(not(any(unix, windows)))]
