@@ -73,7 +73,7 @@ impl LockFile {
             ""
         };
         let content = template.render_line(std::process::id(), hostname);
-        if let Err(e) = sys::write_content(&file, &content) {
+        if let Err(e) = write_content(&file, &content) {
             let _ = sys::unlock(&file);
             return Err(LockError::io(path, e));
         }
@@ -152,6 +152,32 @@ impl fmt::Debug for LockFile {
             .field("file", &self.file)
             .finish()
     }
+}
+
+/// Replaces the file's content with `content`: the length first (which
+/// on Unix also refuses anything but a regular file, before a byte is
+/// written), then the bytes. When that first step fails nothing has
+/// changed; when the write then fails (the disk is full), the file is
+/// emptied, since a torn line could name a pid that never held the lock.
+/// No fsync: the content is diagnostic, and the lock lives in the kernel.
+fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
+    sys::set_len(file, content.len() as u64)?;
+    let mut written = 0;
+    while written < content.len() {
+        let result = match sys::write_at(file, &content[written..], written as u64) {
+            Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+            other => other,
+        };
+        match result {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = file.set_len(0);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Retries until the lock is taken or `limit` passes, sleeping between tries

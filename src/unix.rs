@@ -17,8 +17,8 @@ const CREATE_MODE: u32 = 0o644;
 /// `O_NOFOLLOW` refuses a symbolic link, so that an attacker's link in a shared
 /// directory cannot aim our write at a victim file; `O_NONBLOCK` keeps a FIFO
 /// from blocking the open; std adds `O_CLOEXEC`, so no child inherits the lock.
-/// Whether it is a regular file is checked by [`write_content`] before it
-/// writes anything, at no extra cost.
+/// Whether it is a regular file is checked by [`set_len`] before anything
+/// is written, at no extra cost.
 pub(crate) fn open_for_locking(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
@@ -73,37 +73,20 @@ pub(crate) fn unlock(file: &File) -> io::Result<()> {
     fs2::FileExt::unlock(file)
 }
 
-/// Replaces the file's content with `content`.
-///
-/// It sets the length first: `ftruncate(2)` refuses anything but a regular
-/// file (`EINVAL`), so a FIFO or a device is refused before a byte is
-/// written, without an `fstat` on the way. When that fails nothing has
-/// changed. When the write then fails (the disk is full), the file is
-/// emptied: a torn line could name a pid that never held the lock.
-/// No fsync: the content is diagnostic, and the lock lives in the kernel.
-pub(crate) fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
-    if let Err(e) = file.set_len(content.len() as u64) {
-        return Err(match file.metadata() {
-            Ok(meta) if !meta.file_type().is_file() => not_regular(meta.file_type()),
-            _ => e,
-        });
-    }
-    let mut written = 0;
-    while written < content.len() {
-        let result = match file.write_at(&content[written..], written as u64) {
-            Ok(0) => Err(io::ErrorKind::WriteZero.into()),
-            other => other,
-        };
-        match result {
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                let _ = file.set_len(0);
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
+/// Sets the file's length, the first step of writing the content.
+/// `ftruncate(2)` refuses anything but a regular file (`EINVAL`), so a FIFO
+/// or a device is refused here, before a byte is written, without an
+/// `fstat` on the way; the `fstat` comes only to explain the refusal.
+pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
+    file.set_len(len).map_err(|e| match file.metadata() {
+        Ok(meta) if !meta.file_type().is_file() => not_regular(meta.file_type()),
+        _ => e,
+    })
+}
+
+/// Writes at `offset`, leaving the file position alone.
+pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    file.write_at(buf, offset)
 }
 
 /// Reads the start of the file into `buf` (never more), returning the length.

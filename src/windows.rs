@@ -121,27 +121,14 @@ pub(crate) fn unlock(file: &File) -> io::Result<()> {
     }
 }
 
-/// Replaces the file's content with `content`: the length first, then the
-/// bytes (through the handle that holds byte 0); emptied if the write fails
-/// part way. No flush: the content is diagnostic.
-pub(crate) fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
-    file.set_len(content.len() as u64)?;
-    let mut written = 0;
-    while written < content.len() {
-        match file.seek_write(&content[written..], written as u64) {
-            Ok(0) => {
-                let _ = file.set_len(0);
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                let _ = file.set_len(0);
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
+/// Sets the file's length, the first step of writing the content.
+pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
+    file.set_len(len)
+}
+
+/// Writes at `offset`, through the handle that holds byte 0.
+pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    file.seek_write(buf, offset)
 }
 
 /// Reads the start of the file into `buf`, up to the first newline. While

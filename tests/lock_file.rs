@@ -90,18 +90,6 @@ fn release_leaves_the_file_and_the_lock_can_be_taken_again() {
 }
 
 #[test]
-fn two_lock_files_in_one_process_exclude_each_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("LOCK");
-    let first = LockFile::lock(&path).unwrap();
-    let err = LockFile::lock(&path).unwrap_err();
-    assert!(matches!(err, LockError::Locked { .. }), "{err:?}");
-    assert_eq!(err.holder().unwrap().pid(), Some(std::process::id()));
-    drop(first);
-    LockFile::lock(&path).unwrap().close().unwrap();
-}
-
-#[test]
 fn a_failed_attempt_leaves_the_files_bytes_identical() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");

@@ -29,6 +29,17 @@ pub fn main() {
     refused(&path);
 }
 
+/// The floor's open: `open(O_RDWR|O_CREAT|O_CLOEXEC, 0644)`.
+unsafe fn open_raw(path: &CString) -> libc::c_int {
+    let fd = libc::open(
+        path.as_ptr(),
+        libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
+        0o644,
+    );
+    assert!(fd >= 0);
+    fd
+}
+
 fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).unwrap()
 }
@@ -41,12 +52,7 @@ fn uncontended(path: &Path) {
         Case {
             name: "floor: libc open, flock, pwrite, ftruncate, unlock, close",
             run: Box::new(|| unsafe {
-                let fd = libc::open(
-                    c_path.as_ptr(),
-                    libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
-                    0o644,
-                );
-                assert!(fd >= 0);
+                let fd = open_raw(&c_path);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), 0);
                 let n = libc::pwrite(fd, content.as_ptr().cast(), content.len(), 0);
                 assert_eq!(n, content.len() as isize);
@@ -87,12 +93,7 @@ fn refused(path: &Path) {
         Case {
             name: "floor: libc open, flock (EWOULDBLOCK), pread, close",
             run: Box::new(|| unsafe {
-                let fd = libc::open(
-                    c_path.as_ptr(),
-                    libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
-                    0o644,
-                );
-                assert!(fd >= 0);
+                let fd = open_raw(&c_path);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
                 let mut buf = [0u8; 4096];
                 assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
