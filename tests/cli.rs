@@ -52,8 +52,13 @@ fn wait_until(mut condition: impl FnMut() -> bool) {
 }
 
 fn hostname() -> String {
-    let out = Command::new("hostname").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    let mut buf = [0u8; 256];
+    assert_eq!(
+        unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) },
+        0
+    );
+    let len = buf.iter().position(|&b| b == 0).unwrap();
+    String::from_utf8(buf[..len].to_vec()).unwrap()
 }
 
 fn terminate(mut child: Child) -> std::process::ExitStatus {
