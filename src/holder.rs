@@ -70,12 +70,10 @@ impl Holder {
     /// or not a regular file (a FIFO, a socket, a device) is refused rather
     /// than opened through, and reading never blocks.
     pub fn read(path: impl AsRef<Path>) -> io::Result<Option<Holder>> {
-        let file = match sys::open_for_reading(path.as_ref()) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Self::read_from(&file)
+        match open_existing(path.as_ref())? {
+            Some(file) => Self::read_from(&file),
+            None => Ok(None),
+        }
     }
 
     /// Reads the holder named by the lock file at `path` and checks it: whether
@@ -103,10 +101,8 @@ impl Holder {
     /// # Errors
     /// As [`Holder::read`].
     pub fn inspect(path: impl AsRef<Path>) -> io::Result<Option<Holder>> {
-        let file = match sys::open_for_reading(path.as_ref()) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(file) = open_existing(path.as_ref())? else {
+            return Ok(None);
         };
         Ok(Holder::check(Holder::read_from(&file)?, &file, true))
     }
@@ -114,7 +110,7 @@ impl Holder {
     /// Reads the holder from a lock file that is already open.
     pub(crate) fn read_from(file: &std::fs::File) -> io::Result<Option<Holder>> {
         let mut head = [0; MAX_HOLDER_BYTES];
-        let len = sys::read_head(file, &mut head)?;
+        let len = read_head(file, &mut head)?;
         Ok(Holder::parse(&head[..len]))
     }
 
@@ -258,6 +254,35 @@ impl Holder {
             None => true,
         }
     }
+}
+
+/// Opens an existing lock file to read it; `None` when there is none.
+pub(crate) fn open_existing(path: &Path) -> io::Result<Option<std::fs::File>> {
+    match sys::open_for_reading(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the start of the file into `buf` (never more), returning the
+/// length. It stops at the first newline, the end of the holder's line: one
+/// read, nearly always. Where another handle's lock makes byte 0 unreadable
+/// (Windows), it reads from offset 1, past the format's leading space.
+fn read_head(file: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut start = 0;
+    let mut len = 0;
+    while len < buf.len() {
+        match sys::read_at(file, &mut buf[len..], (start + len) as u64) {
+            Ok(0) => break,
+            Ok(n) if buf[len..len + n].contains(&b'\n') => return Ok(len + n),
+            Ok(n) => len += n,
+            Err(e) if start == 0 && len == 0 && sys::is_locked_elsewhere(&e) => start = 1,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(len)
 }
 
 /// The part of `line[within]` without white space at either end, if any is left.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::LockError;
 use crate::escape::Escaped;
-use crate::holder::{Held, Holder};
+use crate::holder::{open_existing, Held, Holder};
 use crate::options::LockOptions;
 use crate::sys;
 use crate::template::Template;
@@ -108,12 +108,10 @@ impl LockFile {
     /// symbolic link, not a regular file, or permission is denied) or asked.
     pub fn is_locked(path: impl AsRef<Path>) -> Result<bool, LockError> {
         let path = path.as_ref();
-        let file = match sys::open_for_reading(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(LockError::io(path, e)),
-        };
-        sys::is_locked(&file).map_err(|e| LockError::io(path, e))
+        match open_existing(path).map_err(|e| LockError::io(path, e))? {
+            Some(file) => sys::is_locked(&file).map_err(|e| LockError::io(path, e)),
+            None => Ok(false),
+        }
     }
 
     /// The lock file's path, as it was given.

@@ -89,21 +89,14 @@ pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize
     file.write_at(buf, offset)
 }
 
-/// Reads the start of the file into `buf` (never more), returning the length.
-/// It stops at the first newline, the end of the holder's line: one read,
-/// nearly always.
-pub(crate) fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) if buf[len..len + n].contains(&b'\n') => return Ok(len + n),
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(len)
+/// Reads at `offset`, leaving the file position alone.
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    file.read_at(buf, offset)
+}
+
+/// flock(2) never keeps a holder's bytes from being read.
+pub(crate) fn is_locked_elsewhere(_: &io::Error) -> bool {
+    false
 }
 
 /// This machine's hostname, looked up once per process.

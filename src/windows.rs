@@ -131,25 +131,15 @@ pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize
     file.seek_write(buf, offset)
 }
 
-/// Reads the start of the file into `buf`, up to the first newline. While
-/// another handle holds byte 0 it cannot be read, so reading starts at
-/// offset 1 then, past the space of zc.lockfile's format.
-pub(crate) fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut start = 0;
-    let mut len = 0;
-    while len < buf.len() {
-        match file.seek_read(&mut buf[len..], (start + len) as u64) {
-            Ok(0) => break,
-            Ok(n) if buf[len..len + n].contains(&b'\n') => return Ok(len + n),
-            Ok(n) => len += n,
-            Err(e) if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32) && start == 0 => {
-                start = 1;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(len)
+/// Reads at `offset` (moving the file position, which nothing here uses).
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    file.seek_read(buf, offset)
+}
+
+/// Whether a read failed because another handle holds the lock on byte 0,
+/// which then cannot be read; the holder is read from offset 1 instead.
+pub(crate) fn is_locked_elsewhere(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32)
 }
 
 /// This machine's DNS host name, looked up once per process.

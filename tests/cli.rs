@@ -2,11 +2,14 @@
 //! `cli` feature (`cargo test --all-features`).
 #![cfg(all(unix, feature = "cli"))]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::hostname;
 use pidlockfile::{Holder, LockFile};
 
 fn pidlockfile() -> Command {
@@ -49,16 +52,6 @@ fn wait_until(mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "gave up waiting");
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    assert_eq!(
-        unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) },
-        0
-    );
-    let len = buf.iter().position(|&b| b == 0).unwrap();
-    String::from_utf8(buf[..len].to_vec()).unwrap()
 }
 
 fn terminate(mut child: Child) -> std::process::ExitStatus {

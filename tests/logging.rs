@@ -1,9 +1,12 @@
 //! The one log record a refusal writes, as zc.lockfile words it.
 #![cfg(unix)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Mutex;
 
+use common::hostname;
 use pidlockfile::{LockFile, LockOptions};
 
 struct Capture(Mutex<Vec<(log::Level, String, String)>>);
@@ -133,16 +136,6 @@ fn a_waiter_logs_one_info_record_however_often_it_retries() {
             ),
         ]
     );
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    assert_eq!(
-        unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) },
-        0
-    );
-    let len = buf.iter().position(|&b| b == 0).unwrap();
-    String::from_utf8(buf[..len].to_vec()).unwrap()
 }
 
 #[test]
