@@ -86,15 +86,11 @@ mod escape;
 mod holder;
 mod lock;
 mod options;
+/// The platform layer, chosen here once: flock(2) on Unix, `LockFileEx` on Windows.
+#[cfg_attr(unix, path = "sys/unix/mod.rs")]
+#[cfg_attr(windows, path = "sys/windows.rs")]
+mod sys;
 mod template;
-#[cfg(unix)]
-mod unix;
-#[cfg(unix)]
-use unix as sys;
-#[cfg(windows)]
-mod windows;
-#[cfg(windows)]
-use windows as sys;
 
 pub use error::LockError;
 pub use holder::Holder;

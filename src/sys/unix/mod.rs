@@ -1,0 +1,59 @@
+//! The platform layer on Unix: one file per concern.
+
+mod flock;
+mod lock_table;
+mod open;
+mod process;
+mod wake;
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::OnceLock;
+
+pub(crate) use flock::{is_locked, try_lock, unlock};
+pub(crate) use lock_table::kernel_holder;
+pub(crate) use open::{open_for_locking, open_for_reading};
+pub(crate) use process::process_exists;
+pub(crate) use wake::ReleaseWatch;
+
+/// Sets the file's length, the first step of writing the content.
+/// `ftruncate(2)` refuses anything but a regular file (`EINVAL`), so a FIFO
+/// or a device is refused here, before a byte is written, without an
+/// `fstat` on the way; the `fstat` comes only to explain the refusal.
+pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
+    file.set_len(len).map_err(|e| match file.metadata() {
+        Ok(meta) if !meta.file_type().is_file() => open::not_regular(meta.file_type()),
+        _ => e,
+    })
+}
+
+/// Writes at `offset`, leaving the file position alone.
+pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    file.write_at(buf, offset)
+}
+
+/// Reads at `offset`, leaving the file position alone.
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    file.read_at(buf, offset)
+}
+
+/// flock(2) never keeps a holder's bytes from being read.
+pub(crate) fn is_locked_elsewhere(_: &io::Error) -> bool {
+    false
+}
+
+/// This machine's hostname, looked up once per process.
+pub(crate) fn hostname() -> &'static str {
+    static HOSTNAME: OnceLock<String> = OnceLock::new();
+    HOSTNAME.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: the pointer and length describe `buf`, which outlives the call.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        if rc != 0 {
+            return String::new();
+        }
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..len]).into_owned()
+    })
+}
