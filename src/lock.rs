@@ -19,6 +19,11 @@ use crate::template::Template;
 /// [content template](LockOptions::content_template)). Releasing it unlocks
 /// the file and closes it, and leaves the file and its content on disk.
 ///
+/// A child forked while the lock is held shares its descriptor: the lock
+/// stays held until the process that took it releases it (which unlocks for
+/// every copy) or until the last copy is closed. A child's release, by
+/// [`close`](LockFile::close) or drop, only closes the child's copy.
+///
 /// ```
 /// use pidlockfile::LockFile;
 ///
@@ -38,6 +43,11 @@ use crate::template::Template;
 pub struct LockFile {
     path: PathBuf,
     file: File,
+    /// The file the lock is on, which the path named when it was taken.
+    id: sys::FileId,
+    /// The process that took the lock: only it unlocks, so that a child
+    /// forked while it was held releases nothing when it drops its copy.
+    locker: u32,
     released: bool,
 }
 
@@ -59,27 +69,32 @@ impl LockFile {
         template: &Template,
         wait: Option<Duration>,
     ) -> Result<LockFile, LockError> {
-        let file = sys::open_for_locking(path).map_err(|e| LockError::io(path, e))?;
-        if !sys::try_lock(&file).map_err(|e| LockError::io(path, e))? {
-            match wait {
-                Some(limit) if !limit.is_zero() => wait_for_lock(path, &file, limit)?,
-                _ => return Err(refusal(path, &file, None)),
-            }
-        }
+        let io = |e| LockError::io(path, e);
+        let wait = wait.filter(|limit| !limit.is_zero());
+        let (file, id) = match lock_at_path(path).map_err(io)? {
+            Attempt::Locked(file, id) => (file, id),
+            Attempt::Held(file, id) => match wait {
+                Some(limit) => wait_for_lock(path, file, id, limit)?,
+                None => return Err(refusal(path, &file, None)),
+            },
+        };
         // Rendered only once the lock is held: a refusal builds nothing.
+        let locker = std::process::id();
         let hostname = if template.uses_hostname() {
             sys::hostname()
         } else {
             ""
         };
-        let content = template.render_line(std::process::id(), hostname);
+        let content = template.render_line(locker, hostname);
         if let Err(e) = write_content(&file, &content) {
             let _ = sys::unlock(&file);
-            return Err(LockError::io(path, e));
+            return Err(io(e));
         }
         Ok(LockFile {
             path: path.to_owned(),
             file,
+            id,
+            locker,
             released: false,
         })
     }
@@ -127,19 +142,82 @@ impl LockFile {
     /// closed all the same, which releases the lock unless a forked child
     /// still has a copy of it.
     pub fn close(mut self) -> Result<(), LockError> {
-        self.released = true;
-        sys::unlock(&self.file).map_err(|e| {
+        self.release().map_err(|e| {
             let e = io::Error::new(e.kind(), format!("releasing the lock failed: {e}"));
             LockError::io(&self.path, e)
         })
+    }
+
+    /// Whether the path still names the file this lock is on. It does unless
+    /// someone deleted, moved or replaced the lock file while the lock was
+    /// held; then the next process to lock the path takes another file's
+    /// lock, and two processes each believe they hold the lock. A lock file
+    /// must never be deleted (see "The file and its content" in the crate's
+    /// documentation); a holder that cannot rule it out can ask here, for
+    /// example before each step that must not run twice.
+    ///
+    /// ```
+    /// use pidlockfile::LockFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let lock = LockFile::lock(&path)?;
+    /// assert!(lock.is_at_path()?);
+    /// // What a tmp cleaner does; on Windows it fails while the file is open.
+    /// if std::fs::remove_file(&path).is_ok() {
+    ///     assert!(!lock.is_at_path()?);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The I/O error from `lstat(2)` of the path, other than its absence
+    /// (for example, permission to search its directory was taken away).
+    pub fn is_at_path(&self) -> io::Result<bool> {
+        sys::is_at_path(self.id, &self.path)
+    }
+
+    /// Closes this process's descriptor without unlocking, so that the
+    /// processes that inherited it (children forked while it was held, or
+    /// programs started with the descriptor left open) keep the lock until
+    /// the last of them closes it; then the kernel releases it. This is how
+    /// `flock(1)` hands its lock to the command it runs.
+    pub fn detach(mut self) {
+        self.released = true;
+    }
+
+    /// Unlocks in the process that took the lock; a child forked while it
+    /// was held only closes its copy of the descriptor.
+    fn release(&mut self) -> io::Result<()> {
+        self.released = true;
+        match std::process::id() == self.locker {
+            true => sys::unlock(&self.file),
+            false => Ok(()),
+        }
     }
 }
 
 impl Drop for LockFile {
     fn drop(&mut self) {
         if !self.released {
-            let _ = sys::unlock(&self.file);
+            let _ = self.release();
         }
+    }
+}
+
+/// The locked file's descriptor, for handing the lock to a program, as
+/// `flock(1)` does (see [`LockFile::detach`]).
+#[cfg(unix)]
+impl std::os::fd::AsFd for LockFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for LockFile {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
     }
 }
 
@@ -178,17 +256,55 @@ fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// What one attempt found: the lock taken on the file the path names, or
+/// that file held elsewhere.
+enum Attempt {
+    Locked(File, sys::FileId),
+    Held(File, sys::FileId),
+}
+
+/// Opens the file at `path` and tries its lock once. A lock taken on a file
+/// that the path no longer names (it was deleted, moved away or replaced
+/// between the open and the lock) is worth nothing: whoever opens the path
+/// next locks another file. Such a descriptor is dropped, which releases
+/// its lock, and the attempt starts again from the open; so does a refusal
+/// by such a file, whose holder is not the path's.
+fn lock_at_path(path: &Path) -> io::Result<Attempt> {
+    const ATTEMPTS: usize = 1000;
+    for _ in 0..ATTEMPTS {
+        let (file, id) = sys::open_for_locking(path)?;
+        let locked = sys::try_lock(&file)?;
+        if sys::locked_file_is_at_path(id, path)? {
+            return Ok(match locked {
+                true => Attempt::Locked(file, id),
+                false => Attempt::Held(file, id),
+            });
+        }
+    }
+    Err(io::Error::other(format!(
+        "the path named another file after each of {ATTEMPTS} attempts to lock it: \
+         something keeps deleting or replacing the lock file"
+    )))
+}
+
 /// Retries until the lock is taken or `limit` passes, sleeping between tries
-/// until the file is closed somewhere. On timeout the caller drops `file`,
-/// so the waiter is left holding nothing.
-fn wait_for_lock(path: &Path, file: &File, limit: Duration) -> Result<(), LockError> {
+/// until the file is closed somewhere. A retry that finds the path naming
+/// another file (the one waited on was deleted or replaced) starts again
+/// from the open and waits on the new file. On timeout the waiter holds
+/// nothing and has closed its descriptor.
+fn wait_for_lock(
+    path: &Path,
+    mut file: File,
+    mut id: sys::FileId,
+    limit: Duration,
+) -> Result<(File, sys::FileId), LockError> {
     const LONGEST_NAP: Duration = Duration::from_millis(50);
     let start = Instant::now();
     // Watch first, then try again: a release between the first try and the
     // watch would otherwise go unnoticed until the next retry.
     let mut watch = sys::ReleaseWatch::new(path);
     if log::log_enabled!(target: "pidlockfile", log::Level::Info) {
-        let holder = Holder::diagnose(file);
+        let holder = Holder::diagnose(&file);
         log::info!(
             target: "pidlockfile",
             "Blocking waiting for file lock on {}; held{}",
@@ -196,14 +312,25 @@ fn wait_for_lock(path: &Path, file: &File, limit: Duration) -> Result<(), LockEr
             Held(holder.as_ref()),
         );
     }
+    let io = |e| LockError::io(path, e);
     let mut nap = Duration::from_millis(1);
     loop {
-        if sys::try_lock(file).map_err(|e| LockError::io(path, e))? {
-            return Ok(());
+        let locked = sys::try_lock(&file).map_err(io)?;
+        if sys::locked_file_is_at_path(id, path).map_err(io)? {
+            if locked {
+                return Ok((file, id));
+            }
+        } else {
+            drop(file);
+            watch = sys::ReleaseWatch::new(path);
+            match lock_at_path(path).map_err(io)? {
+                Attempt::Locked(file, id) => return Ok((file, id)),
+                Attempt::Held(held, held_id) => (file, id) = (held, held_id),
+            }
         }
         let waited = start.elapsed();
         let Some(left) = limit.checked_sub(waited).filter(|left| !left.is_zero()) else {
-            return Err(refusal(path, file, Some(waited)));
+            return Err(refusal(path, &file, Some(waited)));
         };
         watch.wait(nap.min(left));
         nap = (nap * 2).min(LONGEST_NAP);

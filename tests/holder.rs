@@ -70,8 +70,26 @@ fn a_huge_sparse_file_of_garbage_is_read_bounded() {
     assert_eq!(holder.pid(), None);
     assert!(holder.to_string().starts_with("holder unknown"), "{holder}");
 
-    // A refusal reads the same bounded prefix: a raw flock holds the file
-    // and leaves its gigabyte as it is.
+    // Taking the lock refuses a file that large before locking it, names
+    // its size, and leaves its gigabyte as it is, held or not.
+    let raw = std::fs::File::open(&path).unwrap();
+    fs2::FileExt::try_lock_exclusive(&raw).unwrap();
+    let refused = LockFile::lock(&path).unwrap_err().to_string();
+    assert!(
+        refused.contains("the file holds 1073741827 bytes")
+            && refused.contains("does not look like a lock file"),
+        "{refused}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), (1 << 30) + 3);
+}
+
+#[test]
+fn a_refusal_reads_a_bounded_prefix_of_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    // As large as a lock file may be, and garbage from its first byte.
+    std::fs::write(&path, [0xff, 0x00, 0x1b, b'7'].repeat(2048)).unwrap();
+    let holder = Holder::read(&path).unwrap().unwrap();
     let raw = std::fs::File::open(&path).unwrap();
     fs2::FileExt::try_lock_exclusive(&raw).unwrap();
     let refused = LockFile::lock(&path).unwrap_err();
@@ -81,7 +99,10 @@ fn a_huge_sparse_file_of_garbage_is_read_bounded() {
         refused.holder().unwrap().kernel_pid(),
         Some(std::process::id())
     );
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), (1 << 30) + 3);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        [0xff, 0x00, 0x1b, b'7'].repeat(2048)
+    );
 }
 
 #[test]

@@ -16,6 +16,12 @@ pub(crate) use display::Held;
 /// size, reading the holder costs one bounded read.
 pub(crate) const MAX_HOLDER_BYTES: usize = 4096;
 
+/// The most bytes a lock file this crate writes can hold: the holder's line
+/// (at most [`MAX_HOLDER_BYTES`], as the content template is bounded) and
+/// room for what follows it. A larger file is no lock file, and taking a
+/// lock refuses to overwrite it.
+pub(crate) const MAX_FILE_BYTES: u64 = 2 * MAX_HOLDER_BYTES as u64;
+
 /// What a lock file says about its holder: the content its holder wrote,
 /// and the pid and hostname read from it.
 ///
