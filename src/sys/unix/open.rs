@@ -132,8 +132,8 @@ fn in_shared_sticky_dir(path: &Path) -> bool {
         _ => Path::new("."),
     };
     dir.metadata().is_ok_and(|meta| {
-        let mode = meta.mode();
-        mode & libc::S_ISVTX as u32 != 0 && mode & libc::S_IWOTH as u32 != 0
+        let mode = mode_t(meta.mode());
+        mode & libc::S_ISVTX != 0 && mode & libc::S_IWOTH != 0
     })
 }
 
@@ -160,6 +160,13 @@ fn user_name(uid: libc::uid_t) -> String {
     format!("user {:?} (uid {uid})", name.to_string_lossy())
 }
 
+/// std's `u32` mode as the platform's `mode_t` (`u16` on macOS): the
+/// permission and type bits fit either.
+#[allow(clippy::unnecessary_cast)]
+fn mode_t(mode: u32) -> libc::mode_t {
+    mode as libc::mode_t
+}
+
 fn fstat(file: &File) -> io::Result<libc::stat> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat fills `stat` when it returns 0.
@@ -180,14 +187,14 @@ fn explain_open_error(path: &Path, error: io::Error) -> io::Error {
     }
     match path.symlink_metadata() {
         Ok(meta) if !meta.file_type().is_file() && !meta.file_type().is_dir() => {
-            not_regular(meta.mode())
+            not_regular(mode_t(meta.mode()))
         }
         _ => error,
     }
 }
 
 /// The refusal of anything but a regular file, saying what it is.
-fn not_regular(mode: u32) -> io::Error {
+fn not_regular(mode: libc::mode_t) -> io::Error {
     let message = match mode & libc::S_IFMT {
         libc::S_IFLNK => {
             "the path is a symbolic link; a lock file is never opened through one, \
