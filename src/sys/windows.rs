@@ -259,11 +259,11 @@ pub(crate) fn kernel_holder(_: &File) -> Option<u32> {
 pub(crate) struct ReleaseWatch;
 
 impl ReleaseWatch {
-    pub(crate) fn new(_: &Path) -> ReleaseWatch {
+    pub(crate) fn new(_: &File, _: &Path) -> ReleaseWatch {
         ReleaseWatch
     }
 
-    pub(crate) fn wait(&mut self, timeout: std::time::Duration) {
+    pub(crate) fn wait(&self, timeout: std::time::Duration) {
         std::thread::sleep(timeout);
     }
 }

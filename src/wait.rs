@@ -1,0 +1,178 @@
+//! The threads of a process that wait for one file's lock take turns.
+//!
+//! Every close of a lock file wakes whoever watches it, so waiters that each
+//! watched and retried would all wake at each release, and all but one would
+//! go back to sleep: a thundering herd. Instead, the threads of this process
+//! waiting for one file share one [`ReleaseWatch`], and one of them at a time,
+//! the watcher, sleeps on it and retries; the others sleep on a condition
+//! variable, each with its own deadline, until the watcher leaves (it took
+//! the lock, gave up, or found the path naming another file). They queue in
+//! the order the system wakes them, and a thread of this process that starts
+//! waiting while others wait queues behind them rather than taking the lock
+//! from under the thread woken for it.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::sys::{FileId, ReleaseWatch};
+
+/// The files this process's threads are waiting for; a handful at most.
+static WAITING: Mutex<Vec<Arc<Queue>>> = Mutex::new(Vec::new());
+/// How many threads of this process are waiting, for the lock's fast path.
+static WAITERS: AtomicUsize = AtomicUsize::new(0);
+
+/// The retry schedule while watching: naps doubling from the first to the
+/// longest, which bounds the wait for a holder that unlocks without closing
+/// (or for any holder when the file cannot be watched).
+const FIRST_NAP: Duration = Duration::from_millis(1);
+const LONGEST_NAP: Duration = Duration::from_millis(50);
+
+/// Whether any thread of this process is waiting for a lock: a thread that
+/// starts waiting then joins the queue before trying, so as not to take the
+/// lock ahead of one woken for it. One atomic load.
+pub(crate) fn others_waiting() -> bool {
+    WAITERS.load(Ordering::Relaxed) > 0
+}
+
+/// When a wait of `limit` from `start` ends (in some centuries, for a limit
+/// too large to add).
+pub(crate) fn deadline(start: Instant, limit: Duration) -> Instant {
+    start
+        .checked_add(limit)
+        .or_else(|| start.checked_add(Duration::from_secs(u32::MAX.into())))
+        .unwrap_or(start)
+}
+
+/// The waiters for one file.
+struct Queue {
+    id: FileId,
+    state: Mutex<State>,
+    turn: Condvar,
+    /// Made by the first watcher, on the file it waits with.
+    watch: OnceLock<ReleaseWatch>,
+}
+
+struct State {
+    waiting: usize,
+    watched: bool,
+    nap: Duration,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A thread's place among the waiters for one file, left on drop.
+pub(crate) struct Place {
+    queue: Arc<Queue>,
+    watcher: bool,
+}
+
+impl Place {
+    /// Joins the waiters for file `id`; the first becomes the watcher.
+    pub(crate) fn join(id: FileId) -> Place {
+        let mut waiting = lock(&WAITING);
+        let queue = match waiting.iter().find(|queue| queue.id == id) {
+            Some(queue) => queue.clone(),
+            None => {
+                let queue = Arc::new(Queue {
+                    id,
+                    state: Mutex::new(State {
+                        waiting: 0,
+                        watched: false,
+                        nap: FIRST_NAP,
+                    }),
+                    turn: Condvar::new(),
+                    watch: OnceLock::new(),
+                });
+                waiting.push(queue.clone());
+                queue
+            }
+        };
+        let mut state = lock(&queue.state);
+        state.waiting += 1;
+        let watcher = !std::mem::replace(&mut state.watched, true);
+        drop(state);
+        drop(waiting);
+        WAITERS.fetch_add(1, Ordering::Relaxed);
+        Place { queue, watcher }
+    }
+
+    /// Whether this thread is the one that watches and retries.
+    pub(crate) fn is_watcher(&self) -> bool {
+        self.watcher
+    }
+
+    /// Sleeps until this thread is the watcher (at once if it is) and says
+    /// so, or until `deadline` passes and says not.
+    pub(crate) fn watch_turn(&mut self, deadline: Instant) -> bool {
+        if self.watcher {
+            return true;
+        }
+        let mut state = lock(&self.queue.state);
+        loop {
+            if !state.watched {
+                state.watched = true;
+                self.watcher = true;
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            state = match self.queue.turn.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// The watcher's sleep: until the file is closed somewhere, or the next
+    /// retry on the schedule, or `deadline`. The first call makes the watch,
+    /// on `file` (which `path` named), and returns at once: a release just
+    /// before the watch existed would go unnoticed until the next retry.
+    /// The watch then serves later watchers.
+    pub(crate) fn sleep(&self, file: &File, path: &Path, deadline: Instant) {
+        debug_assert!(self.watcher);
+        let Some(watch) = self.queue.watch.get() else {
+            let _ = self.queue.watch.set(ReleaseWatch::new(file, path));
+            return;
+        };
+        let nap = {
+            let mut state = lock(&self.queue.state);
+            let nap = state.nap;
+            state.nap = (nap * 2).min(LONGEST_NAP);
+            nap
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        watch.wait(nap.min(left));
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        WAITERS.fetch_sub(1, Ordering::Relaxed);
+        let mut waiting = lock(&WAITING);
+        let mut state = lock(&self.queue.state);
+        state.waiting -= 1;
+        if self.watcher {
+            state.watched = false;
+        }
+        let last = state.waiting == 0;
+        // Hands the watch on; a follower leaving passes on a wake-up that
+        // may have been meant for it.
+        let wake = !state.watched && !last;
+        drop(state);
+        if last {
+            waiting.retain(|queue| !Arc::ptr_eq(queue, &self.queue));
+        }
+        drop(waiting);
+        if wake {
+            self.queue.turn.notify_one();
+        }
+    }
+}
