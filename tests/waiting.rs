@@ -157,3 +157,100 @@ fn without_wait_a_held_lock_is_refused_at_once() {
         assert!(matches!(err, LockError::Locked { .. }), "{err:?}");
     }
 }
+
+/// The inotify instances this process has open, from its descriptors.
+fn inotify_instances() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+        .filter(|target| target.as_os_str() == "anon_inode:inotify")
+        .count()
+}
+
+/// More threads wait at once, each for its own file, than the user may have
+/// inotify instances (`fs.inotify.max_user_instances`, 128 by default, for
+/// all of the user's programs together): the process keeps at most 4, other
+/// programs can still make one, and the waiters without an instance still
+/// get their locks, retrying on their schedule.
+#[test]
+#[cfg(target_os = "linux")]
+fn more_waiters_than_the_users_inotify_instances_keep_at_most_four() {
+    const BOUND: usize = 4;
+    let user_limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Above the user's limit where that is the usual 128; each waiter costs
+    // three descriptors, so a much larger limit is not exceeded here.
+    let waiters = (user_limit + 2).clamp(130, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = (0..waiters)
+        .map(|i| dir.path().join(format!("LOCK{i}")))
+        .collect();
+    let held: Vec<_> = paths.iter().map(|p| LockFile::lock(p).unwrap()).collect();
+    let all_waiting = Arc::new(Barrier::new(waiters + 1));
+    let threads: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let (path, all_waiting) = (path.clone(), all_waiting.clone());
+            std::thread::spawn(move || {
+                all_waiting.wait();
+                waiting(Duration::from_secs(60)).lock(&path).unwrap()
+            })
+        })
+        .collect();
+    all_waiting.wait();
+    std::thread::sleep(Duration::from_millis(500)); // all of them are waiting now
+    let while_waiting = inotify_instances();
+    // SAFETY: a new descriptor, closed at once.
+    let another = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    let another_error = std::io::Error::last_os_error();
+    if another >= 0 {
+        unsafe { libc::close(another) };
+    }
+    assert!(
+        (1..=BOUND).contains(&while_waiting),
+        "{waiters} waiting threads keep {while_waiting} inotify instances"
+    );
+    assert!(another >= 0, "another inotify instance: {another_error}");
+
+    drop(held);
+    for thread in threads {
+        thread.join().unwrap().close().unwrap();
+    }
+    assert!(inotify_instances() <= BOUND);
+}
+
+/// A thread that releases the lock and at once waits for it again queues
+/// behind the thread of its process already waiting, instead of taking the
+/// lock back before the waiter, woken by the release, can: two threads
+/// taking turns alternate.
+#[test]
+fn a_thread_that_waits_again_queues_behind_a_waiting_thread_of_its_process() {
+    const TURNS: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..2)
+        .map(|me| {
+            let (path, order) = (path.clone(), order.clone());
+            std::thread::spawn(move || {
+                for _ in 0..TURNS {
+                    let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+                    order.lock().unwrap().push(me);
+                    std::thread::sleep(Duration::from_millis(1));
+                    drop(lock);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let order = order.lock().unwrap();
+    // Until both are waiting, and once one has finished, one may go twice.
+    let steady = &order[2..order.len() - 2];
+    let repeats = steady.windows(2).filter(|w| w[0] == w[1]).count();
+    assert_eq!(repeats, 0, "turns: {order:?}");
+}
