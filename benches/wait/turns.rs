@@ -288,15 +288,16 @@ pub fn main(dir: &Path) {
         HOLD.as_micros()
     );
     println!(
-        "{rounds} rounds of {} ms per configuration; medians over rounds; ratios are medians of per-round ratios to the floor (blocking flock(LOCK_EX) in the same round).\n",
+        "{rounds} rounds of {} ms per configuration; medians over rounds; ratios are medians of per-round ratios to the floor (blocking flock(LOCK_EX) in the same round). A handoff is a turn that took the lock from another participant; CPU is the participants' own (user + system) over the window.\n",
         window.as_millis()
     );
-    println!("| waiters | as | floor handoffs/s | pidlockfile handoffs/s | ratio | floor CPU/handoff | pidlockfile CPU/handoff | ratio | floor CPU (cores) | pidlockfile CPU (cores) | target ≥ 0.9x handoffs, ≤ 1.1x CPU |");
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!("| waiters | as | floor handoffs/s | pidlockfile handoffs/s | ratio | floor CPU/handoff | pidlockfile CPU/handoff | ratio | floor turns/s | pidlockfile turns/s | floor CPU (cores) | pidlockfile CPU (cores) | target ≥ 0.9x handoffs, ≤ 1.1x CPU/handoff |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     for (i, &(mode, waiters)) in configs.iter().enumerate() {
         let per_second = |t: &Tally| t.handoffs as f64 * 1e9 / t.wall_ns as f64;
         let cpu_per = |t: &Tally| t.cpu_ns as f64 / 1000.0 / t.handoffs.max(1) as f64;
         let cores = |t: &Tally| t.cpu_ns as f64 / t.wall_ns as f64;
+        let turns = |t: &Tally| t.turns as f64 * 1e9 / t.wall_ns as f64;
         let pairs = &results[i];
         let med = |f: &dyn Fn(&Tally) -> f64, which: usize| {
             median(
@@ -311,12 +312,14 @@ pub fn main(dir: &Path) {
         let (rate, cpu) = (ratio(&per_second), ratio(&cpu_per));
         let met = rate >= 0.9 && cpu <= 1.1;
         println!(
-            "| {waiters} | {} | {:.0} | {:.0} | {rate:.2}x | {:.1} µs | {:.1} µs | {cpu:.2}x | {:.2} | {:.2} | {} |",
+            "| {waiters} | {} | {:.0} | {:.0} | {rate:.2}x | {:.1} µs | {:.1} µs | {cpu:.2}x | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
             mode.name(),
             med(&per_second, 0),
             med(&per_second, 1),
             med(&cpu_per, 0),
             med(&cpu_per, 1),
+            med(&turns, 0),
+            med(&turns, 1),
             med(&cores, 0),
             med(&cores, 1),
             if met { "met" } else { "MISSED" },
