@@ -159,6 +159,7 @@ fn without_wait_a_held_lock_is_refused_at_once() {
 }
 
 /// The inotify instances this process has open, from its descriptors.
+#[cfg(target_os = "linux")]
 fn inotify_instances() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .unwrap()

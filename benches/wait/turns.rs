@@ -115,7 +115,10 @@ pub fn child(args: &[String]) {
     let path = PathBuf::from(&args[2]);
     let shared = PathBuf::from(&args[3]);
     // A 50 µs sleep, not the default 50 µs of timer slack on top of it.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
