@@ -255,3 +255,35 @@ fn a_thread_that_waits_again_queues_behind_a_waiting_thread_of_its_process() {
     let repeats = steady.windows(2).filter(|w| w[0] == w[1]).count();
     assert_eq!(repeats, 0, "turns: {order:?}");
 }
+
+/// A thread queued behind another of its process keeps its own deadline:
+/// it times out when its limit passes, not when the watching thread's does,
+/// and the watching thread still gets the lock at the release.
+#[test]
+fn a_queued_thread_times_out_on_its_own_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let holder = Holding::start("hold", &path);
+    let long = {
+        let path = path.clone();
+        std::thread::spawn(move || waiting(Duration::from_secs(60)).lock(&*path))
+    };
+    std::thread::sleep(Duration::from_millis(100)); // the long waiter watches
+    let start = std::time::Instant::now();
+    let err = waiting(Duration::from_millis(200))
+        .lock(&*path)
+        .unwrap_err();
+    let elapsed = start.elapsed();
+    let LockError::TimedOut { waited, .. } = err else {
+        panic!("expected a timeout, got {err:?}");
+    };
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(elapsed < Duration::from_secs(30), "waited {elapsed:?}");
+    holder.release();
+    let lock = long.join().unwrap().unwrap();
+    assert_eq!(
+        Holder::read(&*path).unwrap().unwrap().pid(),
+        Some(std::process::id())
+    );
+    lock.close().unwrap();
+}
