@@ -318,27 +318,34 @@ fn wait_for_lock(
         if !announced && !place.is_watcher() {
             announced = announce(path, &file);
         }
-        if place.watch_turn(deadline) {
-            let locked = sys::try_lock(&file).map_err(io)?;
-            if sys::locked_file_is_at_path(id, path).map_err(io)? {
-                if locked {
-                    return Ok((file, id));
+        match place.watch_turn(deadline) {
+            wait::Turn::Retry => {
+                let locked = sys::try_lock(&file).map_err(io)?;
+                if sys::locked_file_is_at_path(id, path).map_err(io)? {
+                    if locked {
+                        return Ok((file, id));
+                    }
+                } else {
+                    place.replaced();
+                    drop(place);
+                    drop(file);
+                    match lock_at_path(path).map_err(io)? {
+                        Attempt::Locked(file, id) => return Ok((file, id)),
+                        Attempt::Held(held, held_id) => (file, id) = (held, held_id),
+                    }
+                    place = wait::Place::join(id);
                 }
-            } else {
-                drop(place);
-                drop(file);
-                match lock_at_path(path).map_err(io)? {
-                    Attempt::Locked(file, id) => return Ok((file, id)),
-                    Attempt::Held(held, held_id) => (file, id) = (held, held_id),
+            }
+            wait::Turn::Sleep => {}
+            wait::Turn::OutOfTime => {
+                // Out of time behind the watcher: the last try it would make.
+                if sys::try_lock(&file).map_err(io)? {
+                    if sys::locked_file_is_at_path(id, path).map_err(io)? {
+                        return Ok((file, id));
+                    }
+                    let _ = sys::unlock(&file);
                 }
-                place = wait::Place::join(id);
             }
-        } else if sys::try_lock(&file).map_err(io)? {
-            // Out of time behind the watcher: the last try it would make.
-            if sys::locked_file_is_at_path(id, path).map_err(io)? {
-                return Ok((file, id));
-            }
-            let _ = sys::unlock(&file);
         }
         let waited = start.elapsed();
         if waited >= limit {

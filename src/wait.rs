@@ -59,12 +59,26 @@ struct State {
     waiting: usize,
     watched: bool,
     nap: Duration,
+    /// The path names another file now: the file waited for is not worth
+    /// sleeping on, every waiter must retry and move on.
+    replaced: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a waiter does next.
+pub(crate) enum Turn {
+    /// Retry the lock: this thread watches.
+    Retry,
+    /// Sleep on the watch before retrying: this thread has just taken over
+    /// watching from another.
+    Sleep,
+    /// Give up: the deadline passed while another thread watched.
+    OutOfTime,
 }
 
 /// A thread's place among the waiters for one file, left on drop.
@@ -86,6 +100,7 @@ impl Place {
                         waiting: 0,
                         watched: false,
                         nap: FIRST_NAP,
+                        replaced: false,
                     }),
                     turn: Condvar::new(),
                     watch: OnceLock::new(),
@@ -108,27 +123,39 @@ impl Place {
         self.watcher
     }
 
-    /// Sleeps until this thread is the watcher (at once if it is) and says
-    /// so, or until `deadline` passes and says not.
-    pub(crate) fn watch_turn(&mut self, deadline: Instant) -> bool {
+    /// Sleeps until this thread is the watcher (at once if it is), or until
+    /// `deadline` passes behind the watcher, and says what to do next.
+    pub(crate) fn watch_turn(&mut self, deadline: Instant) -> Turn {
         if self.watcher {
-            return true;
+            return Turn::Retry;
         }
         let mut state = lock(&self.queue.state);
         loop {
             if !state.watched {
                 state.watched = true;
                 self.watcher = true;
-                return true;
+                // Whatever was released since the last watcher's last retry
+                // is queued on the watch: sleeping on it first saves a retry
+                // that would find the lock taken by that watcher.
+                return match self.queue.watch.get() {
+                    Some(watch) if watch.keeps_events() && !state.replaced => Turn::Sleep,
+                    _ => Turn::Retry,
+                };
             }
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
+                return Turn::OutOfTime;
             };
             state = match self.queue.turn.wait_timeout(state, left) {
                 Ok((state, _)) => state,
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
+    }
+
+    /// Tells the others waiting for this file that the path names another
+    /// file now, before this thread leaves to wait for that one.
+    pub(crate) fn replaced(&self) {
+        lock(&self.queue.state).replaced = true;
     }
 
     /// The watcher's sleep: until the file is closed somewhere, or the next

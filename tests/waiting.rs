@@ -287,3 +287,43 @@ fn a_queued_thread_times_out_on_its_own_deadline() {
     );
     lock.close().unwrap();
 }
+
+/// Threads of one process waiting for a file that is then replaced (renamed
+/// over, while its holder keeps it) all move to the new file, and take it in
+/// turn, one at a time, while the old file's holder still holds the old one.
+#[test]
+fn threads_waiting_for_a_replaced_file_move_to_the_new_one_and_take_turns() {
+    const WAITERS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let holder = Holding::start("hold", &path);
+    let inside = Arc::new(AtomicBool::new(false));
+    let all_waiting = Arc::new(Barrier::new(WAITERS + 1));
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|_| {
+            let (path, inside, all_waiting) = (path.clone(), inside.clone(), all_waiting.clone());
+            std::thread::spawn(move || {
+                all_waiting.wait();
+                let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                assert!(
+                    lock.is_at_path().unwrap(),
+                    "holds a file the path no longer names"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+                inside.store(false, Ordering::SeqCst);
+                lock.close().unwrap();
+            })
+        })
+        .collect();
+    all_waiting.wait();
+    std::thread::sleep(Duration::from_millis(200)); // all of them are waiting now
+    let new = dir.path().join("LOCK.new");
+    std::fs::write(&new, b"").unwrap();
+    std::fs::rename(&new, &*path).unwrap();
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+    // The old file's holder held it throughout.
+    holder.release();
+}

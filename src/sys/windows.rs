@@ -263,6 +263,10 @@ impl ReleaseWatch {
         ReleaseWatch
     }
 
+    pub(crate) fn keeps_events(&self) -> bool {
+        false
+    }
+
     pub(crate) fn wait(&self, timeout: std::time::Duration) {
         std::thread::sleep(timeout);
     }

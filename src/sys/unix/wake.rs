@@ -36,6 +36,15 @@ impl ReleaseWatch {
         }
     }
 
+    /// Whether closes are queued on the watch until a wait reads them, so
+    /// that a close while no thread waited on it still ends the next wait.
+    pub(crate) fn keeps_events(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.watch.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     /// Returns when the file was closed somewhere, or after `timeout`. One
     /// thread at a time may wait on a watch.
     pub(crate) fn wait(&self, timeout: Duration) {
@@ -100,7 +109,11 @@ mod inotify {
             let instance = borrow()?;
             let fd = instance.as_raw_fd();
             drain(fd); // what earlier watches left behind
-            let mask = libc::IN_CLOSE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+                       // Closes end tenures; a change of the link count (the file was
+                       // deleted, or replaced by a rename) or a move means the path may
+                       // name another file now. Writing the content changes no attribute
+                       // inotify reports as one.
+            let mask = libc::IN_CLOSE | libc::IN_ATTRIB | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
             let proc_path = format!("/proc/self/fd/{}\0", file.as_raw_fd());
             // SAFETY: a valid descriptor and a NUL-terminated path.
             let mut wd = unsafe { libc::inotify_add_watch(fd, proc_path.as_ptr().cast(), mask) };
