@@ -57,7 +57,10 @@ struct Queue {
 
 struct State {
     waiting: usize,
+    /// A thread watches, or the watch is handed to a woken thread that has
+    /// yet to take it (`handed`): a thread that joins meanwhile queues.
     watched: bool,
+    handed: bool,
     nap: Duration,
     /// The path names another file now: the file waited for is not worth
     /// sleeping on, every waiter must retry and move on.
@@ -99,6 +102,7 @@ impl Place {
                     state: Mutex::new(State {
                         waiting: 0,
                         watched: false,
+                        handed: false,
                         nap: FIRST_NAP,
                         replaced: false,
                     }),
@@ -131,8 +135,8 @@ impl Place {
         }
         let mut state = lock(&self.queue.state);
         loop {
-            if !state.watched {
-                state.watched = true;
+            if state.handed {
+                state.handed = false;
                 self.watcher = true;
                 // Whatever was released since the last watcher's last retry
                 // is queued on the watch: sleeping on it first saves a retry
@@ -186,13 +190,14 @@ impl Drop for Place {
         let mut waiting = lock(&WAITING);
         let mut state = lock(&self.queue.state);
         state.waiting -= 1;
-        if self.watcher {
-            state.watched = false;
-        }
         let last = state.waiting == 0;
-        // Hands the watch on; a follower leaving passes on a wake-up that
-        // may have been meant for it.
-        let wake = !state.watched && !last;
+        // The watcher hands the watch to one of the others; a thread that
+        // leaves while the watch is handed passes on the wake-up, which may
+        // have been meant for it.
+        if self.watcher && !last {
+            state.handed = true;
+        }
+        let wake = state.handed && !last;
         drop(state);
         if last {
             waiting.retain(|queue| !Arc::ptr_eq(queue, &self.queue));
