@@ -13,16 +13,43 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::sys::{FileId, ReleaseWatch};
 
 /// The files this process's threads are waiting for; a handful at most.
-static WAITING: Mutex<Vec<Arc<Queue>>> = Mutex::new(Vec::new());
-/// How many threads of this process are waiting, for the lock's fast path.
+static WAITING: Mutex<Registry> = Mutex::new(Registry {
+    pid: 0,
+    queues: Vec::new(),
+});
+/// How many threads of process `WAITERS_PID` are waiting, for the lock's
+/// fast path; changed only with `WAITING` locked.
 static WAITERS: AtomicUsize = AtomicUsize::new(0);
+static WAITERS_PID: AtomicU32 = AtomicU32::new(0);
+
+struct Registry {
+    /// The process the queues belong to.
+    pid: u32,
+    queues: Vec<Arc<Queue>>,
+}
+
+/// The registry, emptied first in a child forked while threads of its parent
+/// waited: their queues are not the child's, and their watches stay the
+/// parent's (the instances are shared with it), so they are forgotten, not
+/// dropped.
+fn registry() -> MutexGuard<'static, Registry> {
+    let mut registry = lock(&WAITING);
+    let me = std::process::id();
+    if registry.pid != me {
+        registry.queues.drain(..).for_each(std::mem::forget);
+        registry.pid = me;
+        WAITERS.store(0, Ordering::Relaxed);
+        WAITERS_PID.store(me, Ordering::Relaxed);
+    }
+    registry
+}
 
 /// The retry schedule while watching: naps doubling from the first to the
 /// longest, which bounds the wait for a holder that unlocks without closing
@@ -34,7 +61,7 @@ const LONGEST_NAP: Duration = Duration::from_millis(50);
 /// starts waiting then joins the queue before trying, so as not to take the
 /// lock ahead of one woken for it. One atomic load.
 pub(crate) fn others_waiting() -> bool {
-    WAITERS.load(Ordering::Relaxed) > 0
+    WAITERS.load(Ordering::Relaxed) > 0 && WAITERS_PID.load(Ordering::Relaxed) == std::process::id()
 }
 
 /// When a wait of `limit` from `start` ends (in some centuries, for a limit
@@ -93,8 +120,8 @@ pub(crate) struct Place {
 impl Place {
     /// Joins the waiters for file `id`; the first becomes the watcher.
     pub(crate) fn join(id: FileId) -> Place {
-        let mut waiting = lock(&WAITING);
-        let queue = match waiting.iter().find(|queue| queue.id == id) {
+        let mut waiting = registry();
+        let queue = match waiting.queues.iter().find(|queue| queue.id == id) {
             Some(queue) => queue.clone(),
             None => {
                 let queue = Arc::new(Queue {
@@ -109,7 +136,7 @@ impl Place {
                     turn: Condvar::new(),
                     watch: OnceLock::new(),
                 });
-                waiting.push(queue.clone());
+                waiting.queues.push(queue.clone());
                 queue
             }
         };
@@ -117,8 +144,8 @@ impl Place {
         state.waiting += 1;
         let watcher = !std::mem::replace(&mut state.watched, true);
         drop(state);
-        drop(waiting);
         WAITERS.fetch_add(1, Ordering::Relaxed);
+        drop(waiting);
         Place { queue, watcher }
     }
 
@@ -186,8 +213,8 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
+        let mut waiting = registry();
         WAITERS.fetch_sub(1, Ordering::Relaxed);
-        let mut waiting = lock(&WAITING);
         let mut state = lock(&self.queue.state);
         state.waiting -= 1;
         let last = state.waiting == 0;
@@ -200,7 +227,9 @@ impl Drop for Place {
         let wake = state.handed && !last;
         drop(state);
         if last {
-            waiting.retain(|queue| !Arc::ptr_eq(queue, &self.queue));
+            waiting
+                .queues
+                .retain(|queue| !Arc::ptr_eq(queue, &self.queue));
         }
         drop(waiting);
         if wake {

@@ -327,3 +327,65 @@ fn threads_waiting_for_a_replaced_file_move_to_the_new_one_and_take_turns() {
     // The old file's holder held it throughout.
     holder.release();
 }
+
+/// A child forked while a thread of its parent waits for a lock waits for
+/// that lock itself: it does not queue behind the parent's waiting thread,
+/// which the child does not have. Run in a fresh copy of this binary, so that
+/// no other test's thread is in the middle of anything when it forks.
+#[test]
+fn a_child_forked_while_a_thread_waits_waits_on_its_own() {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "forked_waiter_scenario",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("PIDLOCKFILE_TEST_FORKED_WAITER", "1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_child_forked_while_a_thread_waits_waits_on_its_own"]
+fn forked_waiter_scenario() {
+    if std::env::var_os("PIDLOCKFILE_TEST_FORKED_WAITER").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let holder = Holding::start("hold", &path);
+    let parent_waiter = {
+        let path = path.clone();
+        std::thread::spawn(move || drop(waiting(Duration::from_secs(60)).lock(&*path).unwrap()))
+    };
+    std::thread::sleep(Duration::from_millis(200)); // the parent's thread waits
+                                                    // SAFETY: the child only locks, measures and exits.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let start = std::time::Instant::now();
+        let code = match waiting(Duration::from_secs(20)).lock(&*path) {
+            // Queued behind a thread it does not have, it would only get the
+            // lock by the last try at its deadline, after 20 s.
+            Ok(_) if start.elapsed() < Duration::from_secs(10) => 0,
+            Ok(_) => 2,
+            Err(_) => 1,
+        };
+        unsafe { libc::_exit(code) };
+    }
+    assert!(child > 0);
+    std::thread::sleep(Duration::from_millis(200)); // the child waits
+                                                    // Killed, not told to release: the child has a copy of our end of the
+                                                    // holder's stdin, so the holder would not see it closed.
+    holder.kill();
+    parent_waiter.join().unwrap();
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(libc::WIFEXITED(status), "{status:#x}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child's lock was late (2) or timed out (1)"
+    );
+}

@@ -82,17 +82,31 @@ mod inotify {
     use super::MAX_INOTIFY_INSTANCES;
 
     struct Pool {
+        /// The process the instances belong to.
+        pid: u32,
         idle: Vec<OwnedFd>,
         made: usize,
     }
 
     static POOL: Mutex<Pool> = Mutex::new(Pool {
+        pid: 0,
         idle: Vec::new(),
         made: 0,
     });
 
+    /// The pool, emptied first in a forked child: an inherited instance is
+    /// still the parent's, whose waiters would read the child's events and
+    /// the child theirs. Closing the child's copies costs no grace period
+    /// while the parent keeps its own.
     fn pool() -> std::sync::MutexGuard<'static, Pool> {
-        POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let me = std::process::id();
+        if pool.pid != me {
+            pool.idle.clear();
+            pool.made = 0;
+            pool.pid = me;
+        }
+        pool
     }
 
     /// A watch for closes of one file, on an instance borrowed from the pool.
