@@ -208,6 +208,28 @@ fn a_child_forked_while_holding_does_not_keep_the_lock_after_drop() {
 }
 
 #[test]
+fn a_child_forked_while_holding_that_drops_its_copy_leaves_the_parent_holding() {
+    // The daemonize pattern and worker processes: the child's drop must
+    // only close its descriptor, not unlock the lock the parent holds.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold-then-fork-child-drops", &path);
+    assert!(
+        holder.first_line.ends_with(" dropped"),
+        "{}",
+        holder.first_line
+    );
+    let refused = try_lock_elsewhere(&path);
+    assert_eq!(
+        refused.line("refused"),
+        holder.pid.to_string(),
+        "{refused:?}"
+    );
+    assert!(holder.release().success());
+    assert_eq!(try_lock_elsewhere(&path).status.code(), Some(0));
+}
+
+#[test]
 fn a_program_started_by_the_holder_does_not_inherit_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
