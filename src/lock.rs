@@ -48,6 +48,7 @@ pub struct LockFile {
     /// The process that took the lock: only it unlocks, so that a child
     /// forked while it was held releases nothing when it drops its copy.
     locker: u32,
+    shared: bool,
     released: bool,
 }
 
@@ -67,34 +68,37 @@ impl LockFile {
     pub(crate) fn acquire(
         path: &Path,
         template: &Template,
-        wait: Option<Duration>,
+        options: &LockOptions,
     ) -> Result<LockFile, LockError> {
         let io = |e| LockError::io(path, e);
-        let wait = wait.filter(|limit| !limit.is_zero());
-        let (file, id) = match lock_at_path(path).map_err(io)? {
+        let how = How::from(options);
+        let (file, id) = match lock_at_path(path, &how).map_err(io)? {
             Attempt::Locked(file, id) => (file, id),
-            Attempt::Held(file, id) => match wait {
-                Some(limit) => wait_for_lock(path, file, id, limit)?,
-                None => return Err(refusal(path, &file, None)),
+            Attempt::Held(file, id) => match options.wait.filter(|limit| !limit.is_zero()) {
+                Some(limit) => wait_for_lock(path, &how, file, id, limit)?,
+                None => return Err(refusal(path, &how, &file, None)),
             },
         };
-        // Rendered only once the lock is held: a refusal builds nothing.
         let locker = std::process::id();
-        let hostname = if template.uses_hostname() {
-            sys::hostname()
-        } else {
-            ""
-        };
-        let content = template.render_line(locker, hostname);
-        if let Err(e) = write_content(&file, &content) {
-            let _ = sys::unlock(&file);
-            return Err(io(e));
+        if !options.shared {
+            // Rendered only once the lock is held: a refusal builds nothing.
+            let hostname = if template.uses_hostname() {
+                sys::hostname()
+            } else {
+                ""
+            };
+            let content = template.render_line(locker, hostname);
+            if let Err(e) = write_content(&file, &content) {
+                let _ = sys::unlock(&file);
+                return Err(io(e));
+            }
         }
         Ok(LockFile {
             path: path.to_owned(),
             file,
             id,
             locker,
+            shared: options.shared,
             released: false,
         })
     }
@@ -132,6 +136,11 @@ impl LockFile {
     /// The lock file's path, as it was given.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this is a shared (reader) lock: see [`LockOptions::shared`].
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Releases the lock, leaving the file on disk, and reports whether the
@@ -256,6 +265,23 @@ fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// How to take the lock, from the options.
+struct How {
+    shared: bool,
+    mode: Option<u32>,
+    log_refusal: Option<log::Level>,
+}
+
+impl From<&LockOptions> for How {
+    fn from(options: &LockOptions) -> How {
+        How {
+            shared: options.shared,
+            mode: options.mode,
+            log_refusal: options.log_refusal,
+        }
+    }
+}
+
 /// What one attempt found: the lock taken on the file the path names, or
 /// that file held elsewhere.
 enum Attempt {
@@ -269,11 +295,11 @@ enum Attempt {
 /// next locks another file. Such a descriptor is dropped, which releases
 /// its lock, and the attempt starts again from the open; so does a refusal
 /// by such a file, whose holder is not the path's.
-fn lock_at_path(path: &Path) -> io::Result<Attempt> {
+fn lock_at_path(path: &Path, how: &How) -> io::Result<Attempt> {
     const ATTEMPTS: usize = 1000;
     for _ in 0..ATTEMPTS {
-        let (file, id) = sys::open_for_locking(path)?;
-        let locked = sys::try_lock(&file)?;
+        let (file, id) = sys::open_for_locking(path, how.mode, how.shared)?;
+        let locked = sys::try_lock(&file, how.shared)?;
         if sys::locked_file_is_at_path(id, path)? {
             return Ok(match locked {
                 true => Attempt::Locked(file, id),
@@ -294,6 +320,7 @@ fn lock_at_path(path: &Path) -> io::Result<Attempt> {
 /// nothing and has closed its descriptor.
 fn wait_for_lock(
     path: &Path,
+    how: &How,
     mut file: File,
     mut id: sys::FileId,
     limit: Duration,
@@ -315,7 +342,7 @@ fn wait_for_lock(
     let io = |e| LockError::io(path, e);
     let mut nap = Duration::from_millis(1);
     loop {
-        let locked = sys::try_lock(&file).map_err(io)?;
+        let locked = sys::try_lock(&file, how.shared).map_err(io)?;
         if sys::locked_file_is_at_path(id, path).map_err(io)? {
             if locked {
                 return Ok((file, id));
@@ -323,14 +350,14 @@ fn wait_for_lock(
         } else {
             drop(file);
             watch = sys::ReleaseWatch::new(path);
-            match lock_at_path(path).map_err(io)? {
+            match lock_at_path(path, how).map_err(io)? {
                 Attempt::Locked(file, id) => return Ok((file, id)),
                 Attempt::Held(held, held_id) => (file, id) = (held, held_id),
             }
         }
         let waited = start.elapsed();
         let Some(left) = limit.checked_sub(waited).filter(|left| !left.is_zero()) else {
-            return Err(refusal(path, &file, Some(waited)));
+            return Err(refusal(path, how, &file, Some(waited)));
         };
         watch.wait(nap.min(left));
         nap = (nap * 2).min(LONGEST_NAP);
@@ -338,17 +365,19 @@ fn wait_for_lock(
 }
 
 /// The error for a lock held elsewhere (after `waited`, if it waited), naming
-/// the holder, and its one log record.
-fn refusal(path: &Path, file: &File, waited: Option<Duration>) -> LockError {
+/// the holder, and its one log record at the level the options give.
+fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> LockError {
     let holder = Holder::diagnose(file);
-    if log::log_enabled!(target: "pidlockfile", log::Level::Error) {
+    let level = how.log_refusal;
+    if let Some(level) = level.filter(|&level| log::log_enabled!(target: "pidlockfile", level)) {
         let pid = holder.as_ref().and_then(Holder::holder_pid);
         let pid: &dyn fmt::Display = match &pid {
             Some(pid) => pid,
             None => &"UNKNOWN",
         };
-        log::error!(
+        log::log!(
             target: "pidlockfile",
+            level,
             "Error locking file {}; pid={pid}; held{}",
             Escaped(path.as_os_str().as_encoded_bytes()),
             Held(holder.as_ref()),

@@ -20,6 +20,7 @@ const FILE_SIZE_LIMIT: &str = "PIDLOCKFILE_TEST_FILE_SIZE_LIMIT";
 const CHDIR: &str = "PIDLOCKFILE_TEST_CHDIR_AFTER_LOCKING";
 const ROUNDS: &str = "PIDLOCKFILE_TEST_ROUNDS";
 const WAIT: &str = "PIDLOCKFILE_TEST_WAIT_SECS";
+const SHARED: &str = "PIDLOCKFILE_TEST_SHARED";
 
 /// The uid and gid that permission tests run as: the machines run as root.
 pub const NOBODY: u32 = 65534;
@@ -95,6 +96,7 @@ pub fn play_role() {
     if let Ok(secs) = std::env::var(WAIT) {
         options.wait(std::time::Duration::from_secs(secs.parse().unwrap()));
     }
+    options.shared(std::env::var_os(SHARED).is_some());
     let lock = match options.lock(&path) {
         Ok(lock) => lock,
         Err(LockError::Locked { holder, .. }) => {
@@ -266,6 +268,11 @@ fn replacer(path: &Path) -> ! {
     }
     say(&format!("replaced {replaced}"));
     std::process::exit(0)
+}
+
+/// Makes a helper take a shared (reader) lock.
+pub fn shared(command: &mut Command) {
+    command.env(SHARED, "1");
 }
 
 /// Makes a helper wait up to `secs` for the lock instead of failing at once.
