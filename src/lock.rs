@@ -237,3 +237,34 @@ fn refusal(path: &Path, file: &File, waited: Option<Duration>) -> LockError {
         },
     }
 }
+
+impl LockFile {
+    /// Closes this process's descriptor without unlocking, so that processes
+    /// that inherited it keep the lock; no clean-release mark is written.
+    ///
+    /// This is how a program hands its lock to a child that inherited the
+    /// descriptor (as `flock(1)` does): the lock then lasts until the last
+    /// process holding a copy of the descriptor closes it or exits, and the
+    /// kernel releases it then. Without such a process, the lock is released
+    /// at once, as if by `Drop`, except that the release is not marked clean.
+    pub fn detach(mut self) {
+        self.released = true;
+    }
+}
+
+/// The lock's descriptor, for handing the lock to a child process (clear its
+/// close-on-exec flag in the child, then [`LockFile::detach`] in the parent).
+#[cfg(unix)]
+impl std::os::fd::AsFd for LockFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+}
+
+/// The lock's descriptor, as for [`AsFd`](std::os::fd::AsFd).
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for LockFile {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
+    }
+}
