@@ -837,3 +837,148 @@ fn status_says_held_while_a_shared_holder_holds_it() {
         "{status:?}"
     );
 }
+
+/// A file system mounted for a test (the machines run as root), unmounted
+/// when dropped.
+struct Mounted {
+    dir: tempfile::TempDir,
+    _backing: Option<tempfile::TempDir>,
+}
+
+impl Mounted {
+    /// Runs `program args... DIR`, the mount command, on a new directory.
+    fn with(
+        program: &str,
+        args: &[&std::ffi::OsStr],
+        backing: Option<tempfile::TempDir>,
+    ) -> Option<Mounted> {
+        let dir = tempfile::tempdir().unwrap();
+        let result = Command::new(program).args(args).arg(dir.path()).output();
+        let why = match result {
+            Ok(out) if out.status.success() => {
+                return Some(Mounted {
+                    dir,
+                    _backing: backing,
+                })
+            }
+            Ok(out) => stderr(&out),
+            Err(e) => e.to_string(),
+        };
+        // Said out loud; CI, which installs what these need, fails instead
+        // (for FUSE, where the machine has /dev/fuse).
+        let required = match program {
+            "bindfs" => "PIDLOCKFILE_REQUIRE_FUSE",
+            _ => "PIDLOCKFILE_REQUIRE_MOUNTS",
+        };
+        assert!(
+            std::env::var_os(required).is_none(),
+            "cannot mount with {program}: {why}"
+        );
+        eprintln!("NOT RUN: a test on a {program} mount: {why}");
+        None
+    }
+
+    fn tmpfs() -> Option<Mounted> {
+        Mounted::with(
+            "mount",
+            &["-t".as_ref(), "tmpfs".as_ref(), "pidlockfile-test".as_ref()],
+            None,
+        )
+    }
+
+    fn ext4() -> Option<Mounted> {
+        let backing = tempfile::tempdir().unwrap();
+        let image = backing.path().join("ext4.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let made = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&image)
+            .output();
+        if !made.as_ref().is_ok_and(|out| out.status.success()) {
+            assert!(
+                std::env::var_os("PIDLOCKFILE_REQUIRE_MOUNTS").is_none(),
+                "mkfs.ext4: {made:?}"
+            );
+            eprintln!("NOT RUN: a test on ext4: mkfs.ext4: {made:?}");
+            return None;
+        }
+        Mounted::with(
+            "mount",
+            &["-o".as_ref(), "loop".as_ref(), image.as_os_str()],
+            Some(backing),
+        )
+    }
+
+    /// bindfs, a FUSE file system that leaves locks to the kernel: local.
+    fn fuse() -> Option<Mounted> {
+        let backing = tempfile::tempdir().unwrap();
+        let source = backing.path().to_owned();
+        Mounted::with("bindfs", &[source.as_os_str()], Some(backing))
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("LOCK")
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// `status` and `status --json` of a lock held on `mounted`: the file
+/// system's type and mount point, and the warning, if any.
+fn status_on(mounted: &Mounted) -> (Output, serde_json::Value) {
+    let path = mounted.path();
+    let holder = running_sleep(&path);
+    let text = output(&["status", "PATH"], &path);
+    let json = output(&["status", "--json", "PATH"], &path);
+    terminate(holder);
+    assert_eq!(text.status.code(), Some(1), "{text:?}");
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["locked"], true);
+    (text, value)
+}
+
+#[test]
+fn status_names_the_file_system_tmpfs_and_ext4_without_a_warning() {
+    for (kind, mounted) in [("tmpfs", Mounted::tmpfs()), ("ext4", Mounted::ext4())] {
+        let Some(mounted) = mounted else { continue };
+        let (text, value) = status_on(&mounted);
+        let mount_point = mounted.dir.path().to_str().unwrap();
+        assert_eq!(
+            stdout(&text).lines().nth(1).unwrap(),
+            format!("file system: {kind}, mounted on {mount_point:?}")
+        );
+        assert_eq!(stderr(&text), "", "no warning on {kind}");
+        assert_eq!(
+            value["file_system"],
+            serde_json::json!({ "type": kind, "mount_point": mount_point })
+        );
+        assert_eq!(value["warning"], serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn status_warns_that_a_fuse_file_systems_locks_may_stay_on_this_machine() {
+    let Some(mounted) = Mounted::fuse() else {
+        return;
+    };
+    let (text, value) = status_on(&mounted);
+    let path = mounted.path();
+    let warning = "a FUSE file system (fuse): its locks are this machine's own unless the \
+                   file system implements locking (sshfs and most others do not)";
+    assert_eq!(
+        stderr(&text),
+        format!("pidlockfile: warning: {path:?} is on {warning}\n")
+    );
+    assert_eq!(value["file_system"]["type"], "fuse");
+    assert_eq!(value["warning"], warning);
+}
