@@ -397,7 +397,8 @@ fn kill_9_of_run_at_any_moment_of_its_start_leaves_no_program_running() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_micros(round * 100));
+        // From before `run` has started to after its program has.
+        std::thread::sleep(Duration::from_micros(round * 500));
         run.kill().unwrap();
         run.wait().unwrap();
     }
@@ -480,34 +481,69 @@ fn with_inherit_a_double_forked_daemon_holds_the_lock_until_it_exits() {
     unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
 }
 
-/// A program that counts the signals it gets (SIGINT, SIGTERM, SIGUSR1),
-/// prints `ready`, reports each count change on stdout, and, once it has got
-/// SIGINT or SIGTERM, waits half a second (for a second copy to arrive),
-/// writes the counts into `$1` and dies of that signal.
+/// A program that counts the signals it gets (SIGINT, SIGTERM, SIGUSR1) as
+/// the kernel delivers them (Python's C handler writes one byte per delivery
+/// to the wakeup descriptor), prints
+/// `ready`, then the counts at each change; once it has got SIGINT or SIGTERM
+/// it waits half a second (for a second copy to arrive), writes the counts
+/// into `$1` and dies of that signal.
 const COUNTER: &str = r#"
-import os, signal, sys, time
-counts = {"INT": 0, "TERM": 0, "USR1": 0}
-def handler(number, frame):
-    counts[signal.Signals(number).name[3:]] += 1
-for name in counts:
-    signal.signal(getattr(signal, "SIG" + name), handler)
+import os, select, signal, sys, time
+r, w = os.pipe()
+os.set_blocking(w, False)
+signal.set_wakeup_fd(w)
+names = {signal.SIGINT: "INT", signal.SIGTERM: "TERM", signal.SIGUSR1: "USR1"}
+counts = {name: 0 for name in names.values()}
+for number in names:
+    signal.signal(number, lambda *_: None)
 print("ready", flush=True)
-seen = dict(counts)
-while counts["INT"] == 0 and counts["TERM"] == 0:
-    time.sleep(0.005)
-    if counts != seen:
-        seen = dict(counts)
-        print(seen, flush=True)
-time.sleep(0.5)
+end = None
+while end is None or time.monotonic() < end:
+    # Busy until the first signal, so that it is delivered (and so counted)
+    # at once rather than left pending, where a second copy would merge.
+    left = 0 if end is None else max(0.0, end - time.monotonic())
+    if select.select([r], [], [], left)[0]:
+        for number in os.read(r, 64):
+            counts[names[number]] += 1
+        print(counts, flush=True)
+        if end is None and (counts["INT"] or counts["TERM"]):
+            end = time.monotonic() + 0.5
 open(sys.argv[1], "w").write(repr(counts))
 ending = signal.SIGINT if counts["INT"] else signal.SIGTERM
 signal.signal(ending, signal.SIG_DFL)
 os.kill(os.getpid(), ending)
 "#;
 
+/// Kills a process that a test waits for if it is still there after 30 s,
+/// so that a broken guarantee fails the test instead of hanging it.
+struct Watchdog(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Watchdog {
+    fn new(pid: u32) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(30));
+            if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// `run PATH python3 -c COUNTER COUNTS`, in its own process group, once the
 /// program is ready; and its stdout.
-fn run_counter(path: &Path, counts: &Path) -> (Child, BufReader<std::process::ChildStdout>) {
+fn run_counter(
+    path: &Path,
+    counts: &Path,
+) -> (Child, BufReader<std::process::ChildStdout>, Watchdog) {
     let mut run = pidlockfile()
         .arg("run")
         .arg(path)
@@ -517,9 +553,40 @@ fn run_counter(path: &Path, counts: &Path) -> (Child, BufReader<std::process::Ch
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let watchdog = Watchdog::new(run.id());
     let mut out = BufReader::new(run.stdout.take().unwrap());
     assert_eq!(read_line(&mut out), "ready\n");
-    (run, out)
+    (run, out, watchdog)
+}
+
+/// `strace -e trace=kill -p PID`, once attached, and its log; `None` (said
+/// out loud) without strace, except in CI, which installs it.
+fn trace_kills(pid: u32) -> Option<(Child, std::path::PathBuf)> {
+    let log = std::env::temp_dir().join(format!("pidlockfile-strace-{pid}"));
+    let spawned = Command::new("strace")
+        .args(["-q", "-e", "trace=kill", "-o"])
+        .arg(&log)
+        .args(["-p", &pid.to_string()])
+        .stderr(Stdio::null())
+        .spawn();
+    let child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(
+                std::env::var_os("PIDLOCKFILE_REQUIRE_STRACE").is_none(),
+                "strace: {e}"
+            );
+            eprintln!("NOT RUN: watching what run sends: no strace ({e})");
+            return None;
+        }
+    };
+    wait_until(|| {
+        std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("TracerPid:") && l.trim_end() != "TracerPid:\t0")
+        })
+    });
+    Some((child, log))
 }
 
 #[test]
@@ -527,10 +594,22 @@ fn ctrl_c_to_the_process_group_reaches_the_program_once_and_run_dies_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     let counts = dir.path().join("counts");
-    let (mut run, _out) = run_counter(&path, &counts);
+    let (mut run, _out, _watchdog) = run_counter(&path, &counts);
+    // The program counts what reaches it, but two copies sent a few
+    // microseconds apart merge while the first is pending: what `run` itself
+    // sends is watched with strace, from outside the group.
+    let strace = trace_kills(run.id());
     // What a terminal does on Ctrl-C: SIGINT to the whole foreground group.
     unsafe { libc::kill(-(run.id() as i32), libc::SIGINT) };
     let status = run.wait().unwrap();
+    if let Some((mut strace, log)) = strace {
+        strace.wait().unwrap();
+        let sent = std::fs::read_to_string(log).unwrap();
+        let passed_on = sent
+            .lines()
+            .any(|l| l.starts_with("kill(") && l.contains("SIGINT"));
+        assert!(!passed_on, "run passed SIGINT on: {sent}");
+    }
     assert_eq!(
         std::fs::read_to_string(&counts).unwrap(),
         "{'INT': 1, 'TERM': 0, 'USR1': 0}"
@@ -545,7 +624,7 @@ fn signals_sent_to_run_alone_reach_the_program_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     let counts = dir.path().join("counts");
-    let (mut run, mut out) = run_counter(&path, &counts);
+    let (mut run, mut out, _watchdog) = run_counter(&path, &counts);
     let pid = run.id() as i32;
     // SIGUSR1 would end `run`: it is passed on, and both go on.
     unsafe { libc::kill(pid, libc::SIGUSR1) };
@@ -620,15 +699,15 @@ fn a_closed_stdout_is_one_line_and_exit_2_and_hold_then_holds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     for args in [&["status"][..], &["status", "--json"], &["hold"]] {
-        let out = pidlockfile()
+        let child = pidlockfile()
             .args(args)
             .arg(&path)
             .stdout(closed_pipe())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap()
-            .wait_with_output()
             .unwrap();
+        let _watchdog = Watchdog::new(child.id());
+        let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert_eq!(
             stderr(&out),
