@@ -186,15 +186,6 @@ impl LockFile {
         sys::is_at_path(self.id, &self.path)
     }
 
-    /// Closes this process's descriptor without unlocking, so that the
-    /// processes that inherited it (children forked while it was held, or
-    /// programs started with the descriptor left open) keep the lock until
-    /// the last of them closes it; then the kernel releases it. This is how
-    /// `flock(1)` hands its lock to the command it runs.
-    pub fn detach(mut self) {
-        self.released = true;
-    }
-
     /// Unlocks in the process that took the lock; a child forked while it
     /// was held only closes its copy of the descriptor.
     fn release(&mut self) -> io::Result<()> {
@@ -211,22 +202,6 @@ impl Drop for LockFile {
         if !self.released {
             let _ = self.release();
         }
-    }
-}
-
-/// The locked file's descriptor, for handing the lock to a program, as
-/// `flock(1)` does (see [`LockFile::detach`]).
-#[cfg(unix)]
-impl std::os::fd::AsFd for LockFile {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.file.as_fd()
-    }
-}
-
-#[cfg(unix)]
-impl std::os::fd::AsRawFd for LockFile {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.file.as_raw_fd()
     }
 }
 
@@ -391,5 +366,36 @@ fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> Loc
             waited,
             holder,
         },
+    }
+}
+
+impl LockFile {
+    /// Closes this process's descriptor without unlocking, so that processes
+    /// that inherited it keep the lock; no clean-release mark is written.
+    ///
+    /// This is how a program hands its lock to a child that inherited the
+    /// descriptor (as `flock(1)` does): the lock then lasts until the last
+    /// process holding a copy of the descriptor closes it or exits, and the
+    /// kernel releases it then. Without such a process, the lock is released
+    /// at once, as if by `Drop`, except that the release is not marked clean.
+    pub fn detach(mut self) {
+        self.released = true;
+    }
+}
+
+/// The lock's descriptor, for handing the lock to a child process (clear its
+/// close-on-exec flag in the child, then [`LockFile::detach`] in the parent).
+#[cfg(unix)]
+impl std::os::fd::AsFd for LockFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+}
+
+/// The lock's descriptor, as for [`AsFd`](std::os::fd::AsFd).
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for LockFile {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
     }
 }
