@@ -1061,3 +1061,51 @@ fn status_warns_that_a_fuse_file_systems_locks_may_stay_on_this_machine() {
     assert_eq!(value["file_system"]["type"], "fuse");
     assert_eq!(value["warning"], warning);
 }
+
+#[test]
+fn shared_runs_run_together_and_keep_an_exclusive_run_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    LockFile::lock(&path).unwrap().close().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let reader = || {
+        pidlockfile()
+            .args(["run", "--shared"])
+            .arg(&path)
+            .args(["sleep", "60"])
+            .spawn()
+            .unwrap()
+    };
+    let first = reader();
+    wait_until(|| LockFile::is_locked(&path).unwrap());
+    let second = reader();
+    // The second reader is running too: a shared `run` of `true` gets in,
+    // an exclusive one is refused.
+    let third = output(&["run", "--shared", "PATH", "true"], &path);
+    assert_eq!(third.status.code(), Some(0), "{third:?}");
+    let writer = output(&["run", "PATH", "true"], &path);
+    assert_eq!(writer.status.code(), Some(75), "{writer:?}");
+    assert!(stderr(&writer).contains("held"), "{writer:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "readers write nothing");
+    for child in [first, second] {
+        assert_eq!(terminate(child).signal(), Some(libc::SIGTERM));
+    }
+    let writer = output(&["run", "PATH", "true"], &path);
+    assert_eq!(writer.status.code(), Some(0), "{writer:?}");
+}
+
+#[test]
+fn mode_gives_a_new_lock_file_exactly_those_bits_and_bad_modes_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let ran = output(&["run", "--mode", "666", "PATH", "true"], &path);
+    assert_eq!(ran.status.code(), Some(0), "{ran:?}");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o666);
+    for bad in ["999", "rw", "17777", "0o8"] {
+        let out = output(&["run", "--mode", bad, "PATH", "true"], &path);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+        assert!(stderr(&out).contains("is not a file mode in octal"), "{bad}: {out:?}");
+    }
+}

@@ -136,6 +136,15 @@ struct LockArgs {
     /// What to write into the lock file: {pid}, {hostname}; {{ and }} for braces.
     #[arg(long, value_name = "TEMPLATE")]
     content: Option<String>,
+    /// Take a shared (reader) lock: any number of readers hold it together,
+    /// and they exclude an exclusive holder. A reader writes nothing.
+    #[arg(long)]
+    shared: bool,
+    /// Create a missing lock file with exactly these permission bits, in
+    /// octal (e.g. 666 for a lock that every user may take), whatever the
+    /// umask; an existing file keeps its mode.
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+    mode: Option<u32>,
     /// The lock file.
     path: PathBuf,
 }
@@ -146,6 +155,10 @@ impl LockArgs {
         if let Some(template) = &self.content {
             options.content_template(template);
         }
+        if let Some(mode) = self.mode {
+            options.mode(mode);
+        }
+        options.shared(self.shared);
         options
     }
 
@@ -158,10 +171,7 @@ impl LockArgs {
         };
         let start = Instant::now();
         // The first try is quiet: its refusal is not the outcome, the wait's is.
-        let level = log::max_level();
-        log::set_max_level(log::LevelFilter::Off);
-        let first = options.lock(&self.path);
-        log::set_max_level(level);
+        let first = options.clone().log_refusal(None).lock(&self.path);
         let held = match first {
             Err(e @ LockError::Locked { .. }) => e.to_string(),
             other => return other,
@@ -187,6 +197,15 @@ impl LockArgs {
 
 /// Seconds as a decimal number (`0.5`, `30`, `1e3`), or `inf` (also
 /// `infinity`, or any number too large for a `Duration`) to wait forever.
+/// Permission bits in octal, as chmod(1) takes them: `666`, `0o660`, `0640`.
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|&mode| mode <= 0o7777)
+        .ok_or_else(|| format!("{text:?} is not a file mode in octal (0 to 7777, such as 666)"))
+}
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .trim()
