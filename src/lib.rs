@@ -53,6 +53,29 @@
 //! The content left behind names the last holder; a free lock is one whose
 //! lock can be taken, whatever its file says.
 //!
+//! **A lock file must never be deleted, moved or replaced**, by the program
+//! or by anyone else. Taking the lock checks that the path still names the
+//! file it locked and starts again when it does not, but nothing can stop an
+//! operator or a tmp cleaner from deleting the file while it is held;
+//! [`LockFile::is_at_path`] tells the holder. Keep lock files out of `/tmp`
+//! and `/var/tmp`, whose cleaners delete old files (the README says where
+//! they belong).
+//!
+//! Taking a lock refuses, before anything is locked or written, a file that
+//! this crate could damage: anything but a regular file, a file larger than
+//! any lock file (8 KiB: a data file locked the way `fs2` users lock it), a
+//! file with more than one hard link, and a file that another user owns in
+//! a world-writable sticky directory such as `/tmp`.
+//!
+//! ## Hard links
+//!
+//! A lock file with a second name (a hard link made by `cp -al`, `ln`, or a
+//! hard-link snapshot such as `rsync --link-dest` takes of a data directory)
+//! is refused: writing the holder would change the file under its other name
+//! too. Exclude the lock file from such snapshots; if a snapshot already
+//! shares it, delete the snapshot's copy, which gives the live lock file back
+//! its one link.
+//!
 //! # How it locks
 //!
 //! On Unix the lock is `flock(2)` (through `fs2`), taken with `LOCK_EX | LOCK_NB`
@@ -60,8 +83,10 @@
 //! - Two [`LockFile`]s exclude each other even within one process.
 //! - The kernel releases the lock when the holder dies, even by `SIGKILL`.
 //! - Release unlocks explicitly before closing, so a child forked while the
-//!   lock was held does not keep it; descriptors are close-on-exec, so a
-//!   program the holder runs never inherits it.
+//!   lock was held does not keep it; a child's own release only closes its
+//!   copy, so it does not take the lock from the parent. Descriptors are
+//!   close-on-exec, so a program the holder runs never inherits it (unless
+//!   handed it on purpose: [`LockFile::detach`]).
 //! - `flock` locks and POSIX `fcntl` record locks (`lockf`, Python's
 //!   `fcntl.lockf`, SQLite, the `fasteners` package) do not see each other on
 //!   Linux: use one kind for one file. `flock(1)`, `zc.lockfile` and
@@ -72,6 +97,8 @@
 //! On Windows the lock is `LockFileEx` on the file's first byte only:
 //! Windows locks are mandatory, and locking the whole file would hide the
 //! holder's pid from everyone else. Others read the holder from offset 1.
+//! The file is opened without `FILE_SHARE_DELETE`, so that while anyone has
+//! it open it cannot be deleted, moved or replaced at all.
 //! Only Linux can name a holder that wrote nothing (`/proc/locks`), and only
 //! Linux wakes a waiter at the holder's release; elsewhere a waiter retries.
 #![deny(missing_docs, missing_debug_implementations)]

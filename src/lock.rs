@@ -49,6 +49,7 @@ pub struct LockFile {
     /// The process that took the lock: only it unlocks, so that a child
     /// forked while it was held releases nothing when it drops its copy.
     locker: u32,
+    shared: bool,
     released: bool,
 }
 
@@ -68,43 +69,47 @@ impl LockFile {
     pub(crate) fn acquire(
         path: &Path,
         template: &Template,
-        wait: Option<Duration>,
+        options: &LockOptions,
     ) -> Result<LockFile, LockError> {
         let io = |e| LockError::io(path, e);
-        let wait = wait.filter(|limit| !limit.is_zero());
+        let how = How::from(options);
+        let wait = options.wait.filter(|limit| !limit.is_zero());
         // A thread that starts waiting while others of this process wait
         // queues behind them instead of trying first (see `crate::wait`).
         let attempt = match wait {
             Some(_) if wait::others_waiting() => {
-                let (file, id) = sys::open_for_locking(path).map_err(io)?;
+                let (file, id) = sys::open_for_locking(path, how.mode, how.shared).map_err(io)?;
                 Attempt::Held(file, id)
             }
-            _ => lock_at_path(path).map_err(io)?,
+            _ => lock_at_path(path, &how).map_err(io)?,
         };
         let (file, id) = match attempt {
             Attempt::Locked(file, id) => (file, id),
             Attempt::Held(file, id) => match wait {
-                Some(limit) => wait_for_lock(path, file, id, limit)?,
-                None => return Err(refusal(path, &file, None)),
+                Some(limit) => wait_for_lock(path, &how, file, id, limit)?,
+                None => return Err(refusal(path, &how, &file, None)),
             },
         };
-        // Rendered only once the lock is held: a refusal builds nothing.
         let locker = std::process::id();
-        let hostname = if template.uses_hostname() {
-            sys::hostname()
-        } else {
-            ""
-        };
-        let content = template.render_line(locker, hostname);
-        if let Err(e) = write_content(&file, &content) {
-            let _ = sys::unlock(&file);
-            return Err(io(e));
+        if !options.shared {
+            // Rendered only once the lock is held: a refusal builds nothing.
+            let hostname = if template.uses_hostname() {
+                sys::hostname()
+            } else {
+                ""
+            };
+            let content = template.render_line(locker, hostname);
+            if let Err(e) = write_content(&file, &content) {
+                let _ = sys::unlock(&file);
+                return Err(io(e));
+            }
         }
         Ok(LockFile {
             path: path.to_owned(),
             file,
             id,
             locker,
+            shared: options.shared,
             released: false,
         })
     }
@@ -142,6 +147,11 @@ impl LockFile {
     /// The lock file's path, as it was given.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this is a shared (reader) lock: see [`LockOptions::shared`].
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Releases the lock, leaving the file on disk, and reports whether the
@@ -187,15 +197,6 @@ impl LockFile {
         sys::is_at_path(self.id, &self.path)
     }
 
-    /// Closes this process's descriptor without unlocking, so that the
-    /// processes that inherited it (children forked while it was held, or
-    /// programs started with the descriptor left open) keep the lock until
-    /// the last of them closes it; then the kernel releases it. This is how
-    /// `flock(1)` hands its lock to the command it runs.
-    pub fn detach(mut self) {
-        self.released = true;
-    }
-
     /// Unlocks in the process that took the lock; a child forked while it
     /// was held only closes its copy of the descriptor.
     fn release(&mut self) -> io::Result<()> {
@@ -212,22 +213,6 @@ impl Drop for LockFile {
         if !self.released {
             let _ = self.release();
         }
-    }
-}
-
-/// The locked file's descriptor, for handing the lock to a program, as
-/// `flock(1)` does (see [`LockFile::detach`]).
-#[cfg(unix)]
-impl std::os::fd::AsFd for LockFile {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.file.as_fd()
-    }
-}
-
-#[cfg(unix)]
-impl std::os::fd::AsRawFd for LockFile {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.file.as_raw_fd()
     }
 }
 
@@ -266,6 +251,23 @@ fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// How to take the lock, from the options.
+struct How {
+    shared: bool,
+    mode: Option<u32>,
+    log_refusal: Option<log::Level>,
+}
+
+impl From<&LockOptions> for How {
+    fn from(options: &LockOptions) -> How {
+        How {
+            shared: options.shared,
+            mode: options.mode,
+            log_refusal: options.log_refusal,
+        }
+    }
+}
+
 /// What one attempt found: the lock taken on the file the path names, or
 /// that file held elsewhere.
 enum Attempt {
@@ -279,11 +281,11 @@ enum Attempt {
 /// next locks another file. Such a descriptor is dropped, which releases
 /// its lock, and the attempt starts again from the open; so does a refusal
 /// by such a file, whose holder is not the path's.
-fn lock_at_path(path: &Path) -> io::Result<Attempt> {
+fn lock_at_path(path: &Path, how: &How) -> io::Result<Attempt> {
     const ATTEMPTS: usize = 1000;
     for _ in 0..ATTEMPTS {
-        let (file, id) = sys::open_for_locking(path)?;
-        let locked = sys::try_lock(&file)?;
+        let (file, id) = sys::open_for_locking(path, how.mode, how.shared)?;
+        let locked = sys::try_lock(&file, how.shared)?;
         if sys::locked_file_is_at_path(id, path)? {
             return Ok(match locked {
                 true => Attempt::Locked(file, id),
@@ -305,6 +307,7 @@ fn lock_at_path(path: &Path) -> io::Result<Attempt> {
 /// timeout the waiter holds nothing and has closed its descriptor.
 fn wait_for_lock(
     path: &Path,
+    how: &How,
     mut file: File,
     mut id: sys::FileId,
     limit: Duration,
@@ -313,14 +316,14 @@ fn wait_for_lock(
     let deadline = wait::deadline(start, limit);
     let io = |e| LockError::io(path, e);
     let mut announced = false;
-    let mut place = wait::Place::join(id);
+    let mut place = wait::Place::join(id, how.shared);
     loop {
         if !announced && !place.is_watcher() {
             announced = announce(path, &file);
         }
         match place.watch_turn(deadline) {
             wait::Turn::Retry => {
-                let locked = sys::try_lock(&file).map_err(io)?;
+                let locked = sys::try_lock(&file, how.shared).map_err(io)?;
                 if sys::locked_file_is_at_path(id, path).map_err(io)? {
                     if locked {
                         return Ok((file, id));
@@ -329,17 +332,17 @@ fn wait_for_lock(
                     place.replaced();
                     drop(place);
                     drop(file);
-                    match lock_at_path(path).map_err(io)? {
+                    match lock_at_path(path, how).map_err(io)? {
                         Attempt::Locked(file, id) => return Ok((file, id)),
                         Attempt::Held(held, held_id) => (file, id) = (held, held_id),
                     }
-                    place = wait::Place::join(id);
+                    place = wait::Place::join(id, how.shared);
                 }
             }
             wait::Turn::Sleep => {}
             wait::Turn::OutOfTime => {
                 // Out of time behind the watcher: the last try it would make.
-                if sys::try_lock(&file).map_err(io)? {
+                if sys::try_lock(&file, how.shared).map_err(io)? {
                     if sys::locked_file_is_at_path(id, path).map_err(io)? {
                         return Ok((file, id));
                     }
@@ -350,7 +353,7 @@ fn wait_for_lock(
         let waited = start.elapsed();
         if waited >= limit {
             drop(place);
-            return Err(refusal(path, &file, Some(waited)));
+            return Err(refusal(path, how, &file, Some(waited)));
         }
         if place.is_watcher() {
             if !announced {
@@ -376,17 +379,19 @@ fn announce(path: &Path, file: &File) -> bool {
 }
 
 /// The error for a lock held elsewhere (after `waited`, if it waited), naming
-/// the holder, and its one log record.
-fn refusal(path: &Path, file: &File, waited: Option<Duration>) -> LockError {
+/// the holder, and its one log record at the level the options give.
+fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> LockError {
     let holder = Holder::diagnose(file);
-    if log::log_enabled!(target: "pidlockfile", log::Level::Error) {
+    let level = how.log_refusal;
+    if let Some(level) = level.filter(|&level| log::log_enabled!(target: "pidlockfile", level)) {
         let pid = holder.as_ref().and_then(Holder::holder_pid);
         let pid: &dyn fmt::Display = match &pid {
             Some(pid) => pid,
             None => &"UNKNOWN",
         };
-        log::error!(
+        log::log!(
             target: "pidlockfile",
+            level,
             "Error locking file {}; pid={pid}; held{}",
             Escaped(path.as_os_str().as_encoded_bytes()),
             Held(holder.as_ref()),
@@ -400,5 +405,36 @@ fn refusal(path: &Path, file: &File, waited: Option<Duration>) -> LockError {
             waited,
             holder,
         },
+    }
+}
+
+impl LockFile {
+    /// Closes this process's descriptor without unlocking, so that processes
+    /// that inherited it keep the lock; no clean-release mark is written.
+    ///
+    /// This is how a program hands its lock to a child that inherited the
+    /// descriptor (as `flock(1)` does): the lock then lasts until the last
+    /// process holding a copy of the descriptor closes it or exits, and the
+    /// kernel releases it then. Without such a process, the lock is released
+    /// at once, as if by `Drop`, except that the release is not marked clean.
+    pub fn detach(mut self) {
+        self.released = true;
+    }
+}
+
+/// The lock's descriptor, for handing the lock to a child process (clear its
+/// close-on-exec flag in the child, then [`LockFile::detach`] in the parent).
+#[cfg(unix)]
+impl std::os::fd::AsFd for LockFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+}
+
+/// The lock's descriptor, as for [`AsFd`](std::os::fd::AsFd).
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for LockFile {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
     }
 }

@@ -9,7 +9,9 @@
 //! the lock, gave up, or found the path naming another file). They queue in
 //! the order the system wakes them, and a thread of this process that starts
 //! waiting while others wait queues behind them rather than taking the lock
-//! from under the thread woken for it.
+//! from under the thread woken for it. Waiters for the exclusive lock and for
+//! the shared one queue apart; when a waiter for the shared lock takes it, the
+//! next one retries at once, since that lock does not keep it out.
 
 use std::fs::File;
 use std::path::Path;
@@ -73,9 +75,10 @@ pub(crate) fn deadline(start: Instant, limit: Duration) -> Instant {
         .unwrap_or(start)
 }
 
-/// The waiters for one file.
+/// The waiters for one file's lock, exclusive or shared.
 struct Queue {
     id: FileId,
+    shared: bool,
     state: Mutex<State>,
     turn: Condvar,
     /// Made by the first watcher, on the file it waits with.
@@ -118,14 +121,20 @@ pub(crate) struct Place {
 }
 
 impl Place {
-    /// Joins the waiters for file `id`; the first becomes the watcher.
-    pub(crate) fn join(id: FileId) -> Place {
+    /// Joins the waiters for file `id`'s exclusive or `shared` lock; the
+    /// first becomes the watcher.
+    pub(crate) fn join(id: FileId, shared: bool) -> Place {
         let mut waiting = registry();
-        let queue = match waiting.queues.iter().find(|queue| queue.id == id) {
+        let queue = match waiting
+            .queues
+            .iter()
+            .find(|queue| queue.id == id && queue.shared == shared)
+        {
             Some(queue) => queue.clone(),
             None => {
                 let queue = Arc::new(Queue {
                     id,
+                    shared,
                     state: Mutex::new(State {
                         waiting: 0,
                         watched: false,
@@ -167,9 +176,14 @@ impl Place {
                 self.watcher = true;
                 // Whatever was released since the last watcher's last retry
                 // is queued on the watch: sleeping on it first saves a retry
-                // that would find the lock taken by that watcher.
+                // that would find the lock taken by that watcher. A shared
+                // lock that watcher took does not keep this one out.
                 return match self.queue.watch.get() {
-                    Some(watch) if watch.keeps_events() && !state.replaced => Turn::Sleep,
+                    Some(watch)
+                        if watch.keeps_events() && !state.replaced && !self.queue.shared =>
+                    {
+                        Turn::Sleep
+                    }
                     _ => Turn::Retry,
                 };
             }

@@ -45,15 +45,25 @@ pub(crate) struct FileId {
 /// Opens or creates the lock file for locking and writing, without
 /// truncating it, and checks that it is a file this crate may write into:
 /// a regular file (a symbolic link is opened as itself, and refused) with
-/// one name, no larger than any lock file.
-pub(crate) fn open_for_locking(path: &Path) -> io::Result<(File, FileId)> {
-    let file = OpenOptions::new()
+/// one name, no larger than any lock file. `mode` is a Unix notion, ignored
+/// here; a `shared` lock, which writes nothing, falls back to opening for
+/// reading a file it may not write.
+pub(crate) fn open_for_locking(
+    path: &Path,
+    _mode: Option<u32>,
+    shared: bool,
+) -> io::Result<(File, FileId)> {
+    let opened = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .share_mode(SHARE)
         .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
-        .open(path)?;
+        .open(path);
+    let file = match opened {
+        Err(e) if shared && e.kind() == io::ErrorKind::PermissionDenied => open_for_reading(path)?,
+        other => other?,
+    };
     ensure_regular(&file)?;
     let info = file_information(&file)?;
     if info.nNumberOfLinks > 1 {
@@ -173,10 +183,10 @@ fn lock_first_byte(file: &File, flags: u32) -> io::Result<bool> {
     }
 }
 
-/// Takes the exclusive lock without blocking: `Ok(false)` when another
-/// handle holds it (`ERROR_LOCK_VIOLATION`).
-pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
-    lock_first_byte(file, LOCKFILE_EXCLUSIVE_LOCK)
+/// Takes the exclusive (or shared) lock without blocking: `Ok(false)` when
+/// another handle holds a lock that excludes it (`ERROR_LOCK_VIOLATION`).
+pub(crate) fn try_lock(file: &File, shared: bool) -> io::Result<bool> {
+    lock_first_byte(file, if shared { 0 } else { LOCKFILE_EXCLUSIVE_LOCK })
 }
 
 /// Whether an exclusive lock holds the file now, asked with a shared lock

@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::holder::MAX_FILE_BYTES;
@@ -29,15 +29,24 @@ pub(crate) struct FileId {
 /// directory cannot aim our write at a victim file; `O_NONBLOCK` keeps a FIFO
 /// from blocking the open; `O_NOCTTY` keeps a terminal from becoming ours;
 /// std adds `O_CLOEXEC`, so no program we run inherits the lock.
-pub(crate) fn open_for_locking(path: &Path) -> io::Result<(File, FileId)> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(CREATE_MODE)
-        .custom_flags(OPEN_FLAGS)
-        .open(path)
-        .map_err(|e| explain_open_error(path, e))?;
+///
+/// With `mode`, a file this call creates gets exactly those permission bits
+/// (`fchmod` after an exclusive create, so the umask does not reduce them);
+/// an existing file keeps its own. A `shared` lock, which writes nothing,
+/// falls back to opening for reading a file it may not write.
+pub(crate) fn open_for_locking(
+    path: &Path,
+    mode: Option<u32>,
+    shared: bool,
+) -> io::Result<(File, FileId)> {
+    let file = match mode {
+        None => open(path, Create::IfMissing(CREATE_MODE)),
+        Some(mode) => create_with_mode(path, mode),
+    };
+    let file = match file {
+        Err(e) if shared && e.kind() == io::ErrorKind::PermissionDenied => open_for_reading(path),
+        other => other.map_err(|e| explain_open_error(path, e)),
+    }?;
     let stat = fstat(&file)?;
     check_writable_lock_file(path, &stat)?;
     let id = FileId {
@@ -45,6 +54,46 @@ pub(crate) fn open_for_locking(path: &Path) -> io::Result<(File, FileId)> {
         ino: stat.st_ino as u64,
     };
     Ok((file, id))
+}
+
+enum Create {
+    No,
+    IfMissing(u32),
+    New(u32),
+}
+
+fn open(path: &Path, create: Create) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).custom_flags(OPEN_FLAGS);
+    match create {
+        Create::No => &mut options,
+        Create::IfMissing(mode) => options.create(true).mode(mode),
+        Create::New(mode) => options.create_new(true).mode(mode),
+    };
+    options.open(path)
+}
+
+/// Opens the file, or creates it with exactly `mode`: the common case, an
+/// existing file, costs the one `open` it always costs.
+fn create_with_mode(path: &Path, mode: u32) -> io::Result<File> {
+    const ATTEMPTS: usize = 100;
+    for _ in 0..ATTEMPTS {
+        match open(path, Create::No) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => return other,
+        }
+        match open(path, Create::New(mode & 0o7777)) {
+            Ok(file) => {
+                file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(
+        "the lock file kept appearing and disappearing while it was created",
+    ))
 }
 
 /// Whether `path` still names the file `id`: it was not deleted, moved away
