@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::LockError;
 use crate::escape::Escaped;
-use crate::holder::{open_existing, Held, Holder};
+use crate::holder::{open_existing, Held, Holder, Tenure};
 use crate::options::LockOptions;
 use crate::sys;
 use crate::template::Template;
@@ -39,6 +39,7 @@ pub struct LockFile {
     path: PathBuf,
     file: File,
     released: bool,
+    tenure: Tenure,
 }
 
 impl LockFile {
@@ -66,29 +67,41 @@ impl LockFile {
                 _ => return Err(refusal(path, &file, None)),
             }
         }
+        let previous = Tenure::read_previous(&file);
         // Rendered only once the lock is held: a refusal builds nothing.
         let hostname = if template.uses_hostname() {
             sys::hostname()
         } else {
             ""
         };
-        let content = template.render_line(std::process::id(), hostname);
+        let pid = std::process::id();
+        let content = template.render_line(pid, hostname);
         if let Err(e) = write_content(&file, &content) {
             let _ = sys::unlock(&file);
             return Err(LockError::io(path, e));
         }
         Ok(LockFile {
             path: path.to_owned(),
+            tenure: Tenure::begin(&file, pid, content.len(), previous),
             file,
             released: false,
         })
     }
 
-    /// Whether another lock holds the lock file at `path` now, without
-    /// creating the file or disturbing its holder: `Ok(false)` when the file
-    /// does not exist. It asks by taking a shared lock for an instant, so a
-    /// `lock()` racing with it may see the file as held. For who holds it,
-    /// see [`Holder::inspect`].
+    /// Whether a lock holds the lock file at `path` now, without creating the
+    /// file or disturbing its holder: `Ok(false)` when the file does not
+    /// exist. A shared `flock` (`flock -s`) counts as holding it, since it
+    /// makes [`lock`](LockFile::lock) fail. For who holds it, see
+    /// [`Holder::inspect`].
+    ///
+    /// On Linux the kernel's table of locks (`/proc/locks`) answers, and no
+    /// lock is taken: a monitoring loop never makes anyone's `lock()` fail.
+    /// Reading the table costs tens of microseconds to milliseconds (it grows
+    /// with every lock on the system) and holds up lock operations on the
+    /// machine meanwhile, so this is an operator's call, not one for a hot
+    /// loop. Elsewhere, or where `/proc` cannot be read, it asks by taking a
+    /// shared lock for an instant: a `lock()` racing with that instant is
+    /// refused, naming the caller.
     ///
     /// ```
     /// use pidlockfile::LockFile;
@@ -109,7 +122,10 @@ impl LockFile {
     pub fn is_locked(path: impl AsRef<Path>) -> Result<bool, LockError> {
         let path = path.as_ref();
         match open_existing(path).map_err(|e| LockError::io(path, e))? {
-            Some(file) => sys::is_locked(&file).map_err(|e| LockError::io(path, e)),
+            Some(file) => match sys::is_locked_by_table(&file) {
+                Some(locked) => Ok(locked),
+                None => sys::is_locked(&file).map_err(|e| LockError::io(path, e)),
+            },
             None => Ok(false),
         }
     }
@@ -117,6 +133,35 @@ impl LockFile {
     /// The lock file's path, as it was given.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the file said about the previous holder, read just before this
+    /// lock replaced it; `None` for a new or empty file. For a database
+    /// taking its data directory's lock: [`Holder::released`] says whether
+    /// the previous holder released the lock cleanly (its `close` or `Drop`
+    /// ran in the process that took the lock), or was killed, crashed or lost
+    /// power, or was a tool that does not mark releases: then recover.
+    ///
+    /// ```
+    /// use pidlockfile::LockFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let first = LockFile::lock(&path)?;
+    /// assert!(first.previous().is_none()); // a new file
+    /// first.close()?;
+    ///
+    /// let second = LockFile::lock(&path)?;
+    /// let previous = second.previous().unwrap();
+    /// assert_eq!(previous.file_pid(), Some(std::process::id()));
+    /// assert!(previous.released()); // a clean shutdown: no recovery needed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// The bytes are read on every lock (one `pread`) and kept inline; they
+    /// are parsed, and a short line costs an allocation, only when asked for.
+    pub fn previous(&self) -> Option<&Holder> {
+        self.tenure.previous()
     }
 
     /// Releases the lock, leaving the file on disk, and reports whether the
@@ -128,6 +173,7 @@ impl LockFile {
     /// still has a copy of it.
     pub fn close(mut self) -> Result<(), LockError> {
         self.released = true;
+        self.tenure.end(&self.file);
         sys::unlock(&self.file).map_err(|e| {
             let e = io::Error::new(e.kind(), format!("releasing the lock failed: {e}"));
             LockError::io(&self.path, e)
@@ -138,6 +184,7 @@ impl LockFile {
 impl Drop for LockFile {
     fn drop(&mut self) {
         if !self.released {
+            self.tenure.end(&self.file);
             let _ = sys::unlock(&self.file);
         }
     }
@@ -215,7 +262,7 @@ fn wait_for_lock(path: &Path, file: &File, limit: Duration) -> Result<(), LockEr
 fn refusal(path: &Path, file: &File, waited: Option<Duration>) -> LockError {
     let holder = Holder::diagnose(file);
     if log::log_enabled!(target: "pidlockfile", log::Level::Error) {
-        let pid = holder.as_ref().and_then(Holder::holder_pid);
+        let pid = holder.as_ref().and_then(Holder::pid);
         let pid: &dyn fmt::Display = match &pid {
             Some(pid) => pid,
             None => &"UNKNOWN",

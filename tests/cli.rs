@@ -207,6 +207,7 @@ fn status_names_the_real_holder_behind_a_killed_holders_stale_content() {
     assert_eq!(value["pid"], dead_pid);
     assert_eq!(value["alive"], false);
     assert_eq!(value["kernel_pid"], raw.id());
+    assert_eq!(value["holder_pid"], raw.id());
     assert_eq!(value["stale"], true);
     assert_eq!(value["exists"], true);
     assert_eq!(value["path"], path.to_str().unwrap());
@@ -223,8 +224,9 @@ fn status_json_of_a_free_missing_file_is_one_object() {
         value,
         serde_json::json!({
             "path": path.to_str().unwrap(), "exists": false, "locked": false,
-            "content": null, "pid": null, "hostname": null,
-            "alive": null, "kernel_pid": null, "stale": false,
+            "content": null, "pid": null, "hostname": null, "released": null,
+            "holder_pid": null, "alive": null, "kernel_pid": null, "inheritors": null,
+            "stale": false,
         })
     );
 }

@@ -38,14 +38,14 @@ fn error(error: &LockError) -> ExitCode {
 fn describe(path: &Path, exists: bool, locked: bool, holder: Option<&Holder>) -> String {
     match (exists, locked, holder) {
         (false, _, _) => format!("{path:?}: free (the file does not exist)"),
-        (true, true, Some(holder)) if holder.kernel_pid().is_some() || !holder.is_stale() => {
+        (true, true, Some(holder)) if holder.pid().is_some() => {
             format!("{path:?}: held by {holder}")
         }
         (true, true, Some(holder)) => format!("{path:?}: held, {holder}"),
         (true, true, None) => {
             format!("{path:?}: held, holder unknown (the lock file names nobody)")
         }
-        (true, false, Some(holder)) => match (holder.pid(), holder.hostname()) {
+        (true, false, Some(holder)) => match (holder.file_pid(), holder.hostname()) {
             (Some(pid), Some(host)) => {
                 format!("{path:?}: free (last held by pid {pid} on host {host:?})")
             }
@@ -57,16 +57,20 @@ fn describe(path: &Path, exists: bool, locked: bool, holder: Option<&Holder>) ->
 }
 
 /// One object with stable field names: `path`, `exists`, `locked`, then what
-/// the file says (`content`, `pid`, `hostname`) and what was found (`alive`,
-/// `kernel_pid`, `stale`), `null` where unknown.
+/// the file says (`content`, `pid`, `hostname`, `released`) and what was found
+/// (`holder_pid`: the pid that holds the lock as far as checked; `alive`,
+/// `kernel_pid`, `inheritors`, `stale`), `null` where unknown.
 fn to_json(path: &Path, exists: bool, locked: bool, holder: Option<&Holder>) -> serde_json::Value {
     serde_json::json!({
         "path": path.to_string_lossy(),
         "exists": exists,
         "locked": locked,
         "content": holder.map(Holder::content),
-        "pid": holder.and_then(Holder::pid),
+        "pid": holder.and_then(Holder::file_pid),
         "hostname": holder.and_then(Holder::hostname),
+        "released": holder.map(Holder::released),
+        "holder_pid": holder.and_then(Holder::pid),
+        "inheritors": holder.map(Holder::inheritors),
         "alive": holder.and_then(Holder::is_alive),
         "kernel_pid": holder.and_then(Holder::kernel_pid),
         "stale": holder.is_some_and(Holder::is_stale),
