@@ -93,8 +93,25 @@ mod linux {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
 
+    /// How many times the table is read before saying nobody holds the lock.
+    const READS: usize = 3;
+
+    /// The kernel shows its table a page at a time, and each read resumes by
+    /// position: when other processes take and release locks meanwhile, an
+    /// entry can slip past unseen. So a table that shows no holder is read
+    /// again, up to [`READS`] times.
     pub(super) fn lock_holders(file: &File) -> Option<Vec<i64>> {
         let facts = file_facts(file)?;
+        for _ in 1..READS {
+            match holders_in_one_read(file, &facts)? {
+                holders if holders.is_empty() => continue,
+                holders => return Some(holders),
+            }
+        }
+        holders_in_one_read(file, &facts)
+    }
+
+    fn holders_in_one_read(file: &File, facts: &FileFacts) -> Option<Vec<i64>> {
         TABLE_READS.with(|n| n.set(n.get() + 1));
         let table = std::fs::read_to_string("/proc/locks").ok()?;
         let (major, minor) = split(facts.dev);
@@ -116,7 +133,7 @@ mod linux {
         // Subvolumes share the device and reuse inode numbers (every
         // subvolume's first file is inode 257), so a candidate holds this
         // file only if one of its descriptors of this very file has a lock.
-        Some(verified(candidates, &facts))
+        Some(verified(candidates, facts))
     }
 
     /// Keeps the candidates that hold a lock on this file through a
