@@ -51,7 +51,7 @@ fn uncontended(path: &Path) {
     let content = std::fs::read(path).unwrap();
     let mut cases = vec![
         Case {
-            name: "floor: libc open, flock, pread, ftruncate, pwrite, pwrite (release mark), unlock, close",
+            name: "floor: libc open, flock, pread, ftruncate, pwrite, getpid, pwrite (release mark), unlock, close",
             run: Box::new(|| unsafe {
                 let fd = open_raw(&c_path);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), 0);
@@ -60,6 +60,8 @@ fn uncontended(path: &Path) {
                 assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
                 let n = libc::pwrite(fd, content.as_ptr().cast(), content.len(), 0);
                 assert_eq!(n, content.len() as isize);
+                // Only the process that took the lock marks its release.
+                assert!(libc::getpid() > 0);
                 let mark = b"released 4242\n";
                 let at = content.len() as libc::off_t;
                 assert_eq!(libc::pwrite(fd, mark.as_ptr().cast(), mark.len(), at), mark.len() as isize);
@@ -208,7 +210,7 @@ fn refused(path: &Path) {
 fn stale_refused(dir: &Path) {
     raise_open_file_limit(1100);
     let path = dir.join("STALE");
-    std::fs::write(&path, format!(" {};{}\n", dead_pid(), "host")).unwrap();
+    std::fs::write(&path, format!(" {}\n", dead_pid())).unwrap();
     let holder = open_rw(&path);
     fs2::FileExt::try_lock_exclusive(&holder).unwrap(); // writes nothing, like flock(1)
     let c_path = c_path(&path);

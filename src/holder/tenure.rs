@@ -41,14 +41,18 @@ impl Tenure {
             spilled: None,
             parsed: OnceLock::new(),
         };
-        let mut head = [0; MAX_HOLDER_BYTES];
-        if let Ok(len) = read_head(file, &mut head, 2) {
-            if len <= INLINE {
-                previous.inline[..len].copy_from_slice(&head[..len]);
-                previous.len = len as u16;
-            } else {
-                previous.spilled = Some(Box::from(&head[..len]));
+        // One pread into the inline buffer: a short read is the whole file.
+        match sys::read_at(file, &mut previous.inline, 0) {
+            Ok(len) if len < INLINE => previous.len = len as u16,
+            Ok(_) => {
+                let mut head = vec![0; MAX_HOLDER_BYTES];
+                if let Ok(len) = read_head(file, &mut head, 2) {
+                    head.truncate(len);
+                    previous.spilled = Some(head.into_boxed_slice());
+                }
             }
+            // Unreadable: the previous holder is not known (as for a new file).
+            Err(_) => {}
         }
         previous
     }
