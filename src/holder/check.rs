@@ -72,8 +72,7 @@ impl Holder {
             _ => false,
         };
         let mut kernel = Kernel::NotAsked;
-        let mut inheritors = Box::default();
-        let mut kernel_exited = false;
+        let mut inherited = None;
         if always_ask_kernel || !vouched {
             kernel = match sys::lock_holders(file) {
                 None => Kernel::Unavailable,
@@ -86,8 +85,7 @@ impl Holder {
             // flock(1) started a daemon and exited: the table still names it.
             if let Kernel::Pid(pid) = kernel {
                 if !matches!(sys::process_state(pid), ProcessState::Running { .. }) {
-                    kernel_exited = true;
-                    inheritors = sys::holders_by_descriptor(file).into_boxed_slice();
+                    inherited = Some(Box::new(sys::holders_by_descriptor(file)));
                 }
             }
         }
@@ -103,8 +101,7 @@ impl Holder {
         holder.checked = Checked {
             named,
             kernel,
-            inheritors,
-            kernel_exited,
+            inherited,
         };
         Some(holder)
     }
@@ -193,7 +190,7 @@ impl Holder {
     pub fn pid(&self) -> Option<u32> {
         let checked = &self.checked;
         match checked.kernel {
-            Kernel::Pid(pid) => return Some(checked.inheritors.first().copied().unwrap_or(pid)),
+            Kernel::Pid(pid) => return Some(self.inheritors().first().copied().unwrap_or(pid)),
             Kernel::Nobody => return None,
             Kernel::NotAsked | Kernel::Unavailable => {}
         }
@@ -215,7 +212,7 @@ impl Holder {
     /// starts a daemon): found by [`Holder::inspect`], or by a refusal whose
     /// kernel pid had exited; empty otherwise.
     pub fn inheritors(&self) -> &[u32] {
-        &self.checked.inheritors
+        self.checked.inherited.as_deref().map_or(&[], |pids| pids)
     }
 
     /// Whether the file's content was found not to name the lock's holder:

@@ -57,12 +57,13 @@ impl fmt::Display for Holder {
             };
         };
         let kernel = self.kernel_pid();
-        if self.pid.is_none() && checked.inheritors.is_empty() && !checked.kernel_exited {
+        let inheritors = checked.inherited.as_deref().map_or(&[][..], |v| &v[..]);
+        if self.pid.is_none() && checked.inherited.is_none() {
             write!(
                 f,
                 "a process that wrote no holder (kernel says pid {holder}"
             )?;
-            return match self.content.is_empty() {
+            return match self.content().is_empty() {
                 true => write!(f, ")"),
                 false => write!(f, "; the file says \"{}\")", Shortened(self.bytes())),
             };
@@ -70,23 +71,23 @@ impl fmt::Display for Holder {
         if holder == std::process::id() {
             write!(f, "this process, ")?;
         }
-        match &checked.inheritors[..] {
+        match inheritors {
             [_, _, ..] => {
                 write!(f, "pids ")?;
-                for (i, pid) in checked.inheritors.iter().enumerate() {
+                for (i, pid) in inheritors.iter().enumerate() {
                     write!(f, "{}{pid}", if i == 0 { "" } else { ", " })?;
                 }
             }
             _ => write!(f, "pid {holder}")?,
         }
-        if Some(holder) == self.pid && checked.inheritors.is_empty() {
+        if Some(holder) == self.pid && inheritors.is_empty() {
             self.fmt_file_host(f)?;
         } else {
             write!(f, " on host {}", Shortened(sys::hostname().as_bytes()))?;
         }
         let mut notes = Notes::new(f);
-        if let (true, Some(kernel)) = (checked.kernel_exited, kernel) {
-            match checked.inheritors.is_empty() {
+        if let (true, Some(kernel)) = (checked.inherited.is_some(), kernel) {
+            match inheritors.is_empty() {
                 false => notes.add(format_args!(
                     "inherited the lock from pid {kernel}, which has exited"
                 ))?,
@@ -97,14 +98,12 @@ impl fmt::Display for Holder {
             }
         }
         match self.pid {
-            Some(pid) if pid != holder || !checked.inheritors.is_empty() => {
-                notes.add(format_args!(
-                    "the file's content names pid {pid}, {}: stale content",
-                    self.why_not()
-                ))?
-            }
+            Some(pid) if pid != holder || !inheritors.is_empty() => notes.add(format_args!(
+                "the file's content names pid {pid}, {}: stale content",
+                self.why_not()
+            ))?,
             Some(_) => {}
-            None if self.content.is_empty() => {
+            None if self.content().is_empty() => {
                 notes.add(format_args!("the file names no holder"))?
             }
             None => notes.add(format_args!(

@@ -52,11 +52,12 @@ pub(crate) const MAX_HOLDER_BYTES: usize = 4096;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holder {
-    /// The line, with bytes that are not UTF-8 replaced by U+FFFD.
-    content: Box<str>,
-    /// The line as read, kept only when it is not UTF-8 (so it can be shown
-    /// escaped byte by byte); usually one allocation holds everything.
-    raw: Option<Box<[u8]>>,
+    /// The line as read when it is not UTF-8 (so that it can be shown
+    /// escaped byte by byte), its first `raw_len` bytes; then the line with
+    /// such bytes replaced by U+FFFD. One allocation holds everything.
+    text: Box<[u8]>,
+    /// 0 when the line is UTF-8 and `text` is the line itself.
+    raw_len: u16,
     pid: Option<u32>,
     /// Where the hostname lies in the line's bytes (at most 4 KiB, so
     /// `u16` offsets: a refusal's error stays small).
@@ -75,13 +76,12 @@ struct Checked {
     /// not checked (unchecked, no pid, or another host's).
     named: Option<Named>,
     kernel: Kernel,
-    /// The processes holding the lock through descriptors they inherited,
-    /// when the process the kernel names has exited (`inspect` only, or a
-    /// refusal whose kernel pid had exited).
-    inheritors: Box<[u32]>,
-    /// The process the kernel names has exited (the lock lives on in
-    /// descriptors others inherited).
-    kernel_exited: bool,
+    /// Set when the process the kernel names has exited: the processes
+    /// holding the lock through descriptors they inherited (`inspect`, or a
+    /// refusal that asked the kernel). Boxed, so that this rare case costs
+    /// a `Holder` (and every `LockError`) 8 bytes rather than 24.
+    #[allow(clippy::box_collection)]
+    inherited: Option<Box<Vec<u32>>>,
 }
 
 /// What this host says about the process a lock file names.
@@ -180,13 +180,17 @@ impl Holder {
 
     /// The line's bytes as read.
     pub(super) fn bytes(&self) -> &[u8] {
-        self.raw.as_deref().unwrap_or(self.content.as_bytes())
+        match self.raw_len {
+            0 => &self.text,
+            len => &self.text[..usize::from(len)],
+        }
     }
 
     /// The holder's line as written, without surrounding white space; bytes
     /// that are not UTF-8 are replaced by U+FFFD.
     pub fn content(&self) -> &str {
-        &self.content
+        // Always UTF-8 past `raw_len`, as parsing made it.
+        std::str::from_utf8(&self.text[usize::from(self.raw_len)..]).unwrap_or_default()
     }
 }
 

@@ -9,8 +9,8 @@ impl Holder {
     /// A holder whose file says nothing, for when only the kernel names one.
     pub(super) fn empty() -> Holder {
         Holder {
-            raw: None,
-            content: Box::default(),
+            text: Box::default(),
+            raw_len: 0,
             pid: None,
             hostname: None,
             released: false,
@@ -38,14 +38,18 @@ impl Holder {
         let hostname = hostname
             .filter(|at| std::str::from_utf8(&line[at.clone()]).is_ok())
             .map(|at| (at.start as u16, at.end as u16));
-        let (content, raw) = match std::str::from_utf8(line) {
-            Ok(text) => (Box::from(text), None),
-            Err(_) => (String::from_utf8_lossy(line).into(), Some(Box::from(line))),
+        let (text, raw_len) = match std::str::from_utf8(line) {
+            Ok(_) => (Box::from(line), 0),
+            Err(_) => {
+                let mut text = line.to_vec();
+                text.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
+                (text.into_boxed_slice(), line.len() as u16)
+            }
         };
         let pid = parse_pid(first.trim_ascii());
         Some(Holder {
-            content,
-            raw,
+            text,
+            raw_len,
             pid,
             hostname,
             released: second.is_some_and(|line| is_release_mark(line, pid)),

@@ -11,6 +11,7 @@ pub(crate) enum ProcessState {
     NotRunning,
     /// The process has exited and not been reaped: it holds no file, and
     /// `kill(pid, 0)` still succeeds on it.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only /proc tells
     Zombie,
     /// A process runs with this pid; it started at `started` (wall-clock
     /// time, truncated to the clock tick), where the system says.
