@@ -126,7 +126,8 @@ impl Holder {
                     (Some(started), Some(written)) if started_after(started, written) => {
                         Named::StartedAfter
                     }
-                    _ => Named::Running,
+                    (Some(_), Some(_)) => Named::Running,
+                    _ => Named::RunningSinceUnknown,
                 }
             }
         })
@@ -199,6 +200,7 @@ impl Holder {
             None => self.pid,
             Some(
                 Named::Running
+                | Named::RunningSinceUnknown
                 | Named::ThisProcess {
                     holds: Some(true) | None,
                 },

@@ -136,7 +136,9 @@ impl Holder {
                 "a process that started after the file was written: its pid was reused"
             }
             Some(Named::ThisProcess { .. }) => "this process, which does not hold the lock",
-            Some(Named::Running) | None => "which does not hold the lock",
+            Some(Named::Running | Named::RunningSinceUnknown) | None => {
+                "which does not hold the lock"
+            }
         }
     }
 }

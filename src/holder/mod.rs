@@ -87,9 +87,11 @@ struct Checked {
 /// What this host says about the process a lock file names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Named {
-    /// It runs, and started before the file was last written (or its start
-    /// time is unknown).
+    /// It runs, and started before the file was last written.
     Running,
+    /// It runs, but when it started cannot be known here (no `/proc`, or
+    /// `/proc` hides it): not enough to vouch where the kernel can be asked.
+    RunningSinceUnknown,
     /// It is the process asking; `holds`: whether it holds this very file
     /// through a `LockFile` (`None`: cannot tell).
     ThisProcess {

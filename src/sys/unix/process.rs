@@ -70,10 +70,15 @@ mod linux {
         };
         if fd < 0 {
             let error = std::io::Error::last_os_error().raw_os_error();
-            // ENOENT or ESRCH: no such process, provided /proc is there at all.
+            // ENOENT or ESRCH: no such process, provided /proc is there at
+            // all and does not hide other users' processes (`hidepid`), which
+            // `kill` then finds.
             return match error {
                 Some(libc::ENOENT | libc::ESRCH) if proc_is_mounted() => {
-                    Some(ProcessState::NotRunning)
+                    match super::process_exists(pid) {
+                        true => None,
+                        false => Some(ProcessState::NotRunning),
+                    }
                 }
                 _ => None,
             };
