@@ -33,19 +33,31 @@
 //!
 //! # The holder named is the real one
 //!
-//! A refusal names the process that holds the lock. When the file's content
-//! does not name a running process on this host (its holder died and another
-//! process took the lock without writing, as `flock(1)` does), the kernel is
-//! asked (`/proc/locks` on Linux), and the message says the content is stale:
-//! `held by pid 5150 on host db1 (the file's content names pid 4242, a process
-//! that is not running: stale content)`.
+//! A refusal names the process that holds the lock, and
+//! [`Holder::pid`] gives it. The file's content is believed only when cheap
+//! checks vouch for it: it names a process on this host that runs, is not a
+//! zombie, started before the file was last written, and has not marked a
+//! clean release; or it names this process, which holds that very file.
+//! Otherwise the kernel is asked (`/proc/locks` on Linux), and the message
+//! says why the content is stale: `held by pid 5150 on host db1 (the file's
+//! content names pid 4242, a process that is not running: stale content)`.
+//! The file's own word stays available as [`Holder::file_pid`]. See the
+//! README for every message, what each check costs, and what stays
+//! unknowable (another host; another pid namespace without
+//! [`Holder::inspect`]).
+//!
+//! A clean release (`close` or `Drop` in the process that took the lock)
+//! is marked in the file, so the next holder learns from
+//! [`LockFile::previous`] and [`Holder::released`] whether the last one shut
+//! down cleanly or crashed.
 //!
 //! # The file and its content
 //!
 //! While the lock is held the file holds one space, the rendered template
 //! (by default `{pid};{hostname}`) and a newline: ` 4242;db1\n`. The content is
 //! written only once the lock is held, so a failed attempt never changes the
-//! file, and it replaces the previous holder's content whole.
+//! file, and it replaces the previous holder's content whole. A clean release
+//! adds a second line, `released 4242`, before unlocking.
 //!
 //! Releasing the lock leaves the file on disk. Deleting it would let two
 //! processes hold "the" lock at once: one still holds the lock on the deleted
@@ -125,3 +137,10 @@ pub use holder::Holder;
 pub use lock::LockFile;
 pub use options::LockOptions;
 pub use template::TemplateError;
+
+/// How many times this thread has read the kernel's table of locks
+/// (`/proc/locks`): for tests that prove the common refusal never does.
+#[doc(hidden)]
+pub fn __lock_table_reads() -> usize {
+    sys::lock_table_reads()
+}

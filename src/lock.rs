@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::LockError;
 use crate::escape::Escaped;
-use crate::holder::{open_existing, Held, Holder};
+use crate::holder::{open_existing, Held, Holder, Tenure};
 use crate::options::LockOptions;
 use crate::sys;
 use crate::template::Template;
@@ -51,6 +51,7 @@ pub struct LockFile {
     locker: u32,
     shared: bool,
     released: bool,
+    tenure: Tenure,
 }
 
 impl LockFile {
@@ -90,7 +91,9 @@ impl LockFile {
                 None => return Err(refusal(path, &how, &file, None)),
             },
         };
+        let previous = Tenure::read_previous(&file);
         let locker = std::process::id();
+        let mut written = None;
         if !options.shared {
             // Rendered only once the lock is held: a refusal builds nothing.
             let hostname = if template.uses_hostname() {
@@ -103,9 +106,11 @@ impl LockFile {
                 let _ = sys::unlock(&file);
                 return Err(io(e));
             }
+            written = Some(content.len());
         }
         Ok(LockFile {
             path: path.to_owned(),
+            tenure: Tenure::begin(&file, locker, written, previous),
             file,
             id,
             locker,
@@ -114,11 +119,20 @@ impl LockFile {
         })
     }
 
-    /// Whether another lock holds the lock file at `path` now, without
-    /// creating the file or disturbing its holder: `Ok(false)` when the file
-    /// does not exist. It asks by taking a shared lock for an instant, so a
-    /// `lock()` racing with it may see the file as held. For who holds it,
-    /// see [`Holder::inspect`].
+    /// Whether a lock holds the lock file at `path` now, without creating the
+    /// file or disturbing its holder: `Ok(false)` when the file does not
+    /// exist. A shared `flock` (`flock -s`) counts as holding it, since it
+    /// makes [`lock`](LockFile::lock) fail. For who holds it, see
+    /// [`Holder::inspect`].
+    ///
+    /// On Linux the kernel's table of locks (`/proc/locks`) answers, and no
+    /// lock is taken: a monitoring loop never makes anyone's `lock()` fail.
+    /// Reading the table costs tens of microseconds to milliseconds (it grows
+    /// with every lock on the system) and holds up lock operations on the
+    /// machine meanwhile, so this is an operator's call, not one for a hot
+    /// loop. Elsewhere, or where `/proc` cannot be read, it asks by taking a
+    /// shared lock for an instant: a `lock()` racing with that instant is
+    /// refused, naming the caller.
     ///
     /// ```
     /// use pidlockfile::LockFile;
@@ -139,7 +153,10 @@ impl LockFile {
     pub fn is_locked(path: impl AsRef<Path>) -> Result<bool, LockError> {
         let path = path.as_ref();
         match open_existing(path).map_err(|e| LockError::io(path, e))? {
-            Some(file) => sys::is_locked(&file).map_err(|e| LockError::io(path, e)),
+            Some(file) => match sys::is_locked_by_table(&file) {
+                Some(locked) => Ok(locked),
+                None => sys::is_locked(&file).map_err(|e| LockError::io(path, e)),
+            },
             None => Ok(false),
         }
     }
@@ -152,6 +169,35 @@ impl LockFile {
     /// Whether this is a shared (reader) lock: see [`LockOptions::shared`].
     pub fn is_shared(&self) -> bool {
         self.shared
+    }
+
+    /// What the file said about the previous holder, read just before this
+    /// lock replaced it; `None` for a new or empty file. For a database
+    /// taking its data directory's lock: [`Holder::released`] says whether
+    /// the previous holder released the lock cleanly (its `close` or `Drop`
+    /// ran in the process that took the lock), or was killed, crashed or lost
+    /// power, or was a tool that does not mark releases: then recover.
+    ///
+    /// ```
+    /// use pidlockfile::LockFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let first = LockFile::lock(&path)?;
+    /// assert!(first.previous().is_none()); // a new file
+    /// first.close()?;
+    ///
+    /// let second = LockFile::lock(&path)?;
+    /// let previous = second.previous().unwrap();
+    /// assert_eq!(previous.file_pid(), Some(std::process::id()));
+    /// assert!(previous.released()); // a clean shutdown: no recovery needed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// The bytes are read on every lock (one `pread`) and kept inline; they
+    /// are parsed, and a short line costs an allocation, only when asked for.
+    pub fn previous(&self) -> Option<&Holder> {
+        self.tenure.previous()
     }
 
     /// Releases the lock, leaving the file on disk, and reports whether the
@@ -201,10 +247,11 @@ impl LockFile {
     /// was held only closes its copy of the descriptor.
     fn release(&mut self) -> io::Result<()> {
         self.released = true;
-        match std::process::id() == self.locker {
-            true => sys::unlock(&self.file),
-            false => Ok(()),
+        if std::process::id() != self.locker {
+            return Ok(());
         }
+        self.tenure.end(&self.file, Some(self.locker));
+        sys::unlock(&self.file)
     }
 }
 
@@ -384,7 +431,7 @@ fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> Loc
     let holder = Holder::diagnose(file);
     let level = how.log_refusal;
     if let Some(level) = level.filter(|&level| log::log_enabled!(target: "pidlockfile", level)) {
-        let pid = holder.as_ref().and_then(Holder::holder_pid);
+        let pid = holder.as_ref().and_then(Holder::pid);
         let pid: &dyn fmt::Display = match &pid {
             Some(pid) => pid,
             None => &"UNKNOWN",
@@ -419,6 +466,9 @@ impl LockFile {
     /// at once, as if by `Drop`, except that the release is not marked clean.
     pub fn detach(mut self) {
         self.released = true;
+        if std::process::id() == self.locker {
+            self.tenure.end(&self.file, None);
+        }
     }
 }
 

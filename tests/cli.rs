@@ -160,11 +160,12 @@ fn status_says_free_held_and_stale_and_never_creates_the_file() {
 
     let after = output(&["status", "PATH"], &path);
     assert_eq!(after.status.code(), Some(0));
-    // The hostname is shown as in every other message: unquoted, escaped.
+    // The hostname is shown as in every other message: unquoted, escaped;
+    // `run` released cleanly after its program ended.
     assert_eq!(
         first_line(&after),
         format!(
-            "{path:?}: free (last held by pid {pid} on host {})",
+            "{path:?}: free (last held by pid {pid} on host {}; released cleanly)",
             hostname()
         )
     );
@@ -214,6 +215,7 @@ fn status_names_the_real_holder_behind_a_killed_holders_stale_content() {
     assert_eq!(value["pid"], dead_pid);
     assert_eq!(value["alive"], false);
     assert_eq!(value["kernel_pid"], raw.id());
+    assert_eq!(value["holder_pid"], raw.id());
     assert_eq!(value["stale"], true);
     assert_eq!(value["exists"], true);
     assert_eq!(value["path"], path.to_str().unwrap());
@@ -231,9 +233,9 @@ fn status_json_of_a_free_missing_file_is_one_object() {
         value,
         serde_json::json!({
             "path": path.to_str().unwrap(), "exists": false, "locked": false,
-            "content": null, "pid": null, "hostname": null,
-            "alive": null, "kernel_pid": null, "stale": false,
-            "file_system": value["file_system"], "warning": null,
+            "content": null, "pid": null, "hostname": null, "released": null,
+            "holder_pid": null, "alive": null, "kernel_pid": null, "inheritors": null,
+            "stale": false, "file_system": value["file_system"], "warning": null,
         })
     );
 }
@@ -890,10 +892,7 @@ fn help_lists_exit_codes_and_whether_the_program_inherits_the_lock() {
     }
 }
 
-/// Needs `LockFile::is_locked` to count shared holders (issue 11, another
-/// branch); until then it fails: a shared holder is reported free.
 #[test]
-#[ignore = "needs LockFile::is_locked to count shared holders (issue 11)"]
 fn status_says_held_while_a_shared_holder_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");

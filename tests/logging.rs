@@ -65,7 +65,7 @@ fn a_refusal_logs_one_error_naming_the_file_and_the_pid() {
             log::Level::Error,
             "pidlockfile".to_owned(),
             format!(
-                "Error locking file {}; pid={me}; held by pid {me} on host {}",
+                "Error locking file {}; pid={me}; held by this process, pid {me} on host {}",
                 display(&path),
                 hostname(),
             )
@@ -117,7 +117,7 @@ fn a_waiter_logs_one_info_record_however_often_it_retries() {
         .unwrap_err();
     assert!(matches!(err, pidlockfile::LockError::TimedOut { .. }));
 
-    let held = format!("held by pid {me} on host {}", hostname());
+    let held = format!("held by this process, pid {me} on host {}", hostname());
     assert_eq!(
         records_about(&display(&path)),
         vec![

@@ -243,9 +243,28 @@ pub(crate) fn hostname() -> &'static str {
     })
 }
 
+/// What the process table says about a pid: Windows gives no start time
+/// here, and a process that has exited is not running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProcessState {
+    NotRunning,
+    #[allow(dead_code)] // Unix only: Windows has no zombies
+    Zombie,
+    Running {
+        started: Option<std::time::SystemTime>,
+    },
+}
+
+pub(crate) fn process_state(pid: u32) -> ProcessState {
+    match process_exists(pid) {
+        true => ProcessState::Running { started: None },
+        false => ProcessState::NotRunning,
+    }
+}
+
 /// Whether a process with this pid runs: it can be opened and has not
 /// exited, or opening it is denied (it exists, but is not ours to query).
-pub(crate) fn process_exists(pid: u32) -> bool {
+fn process_exists(pid: u32) -> bool {
     // SAFETY: the handle, when there is one, is closed below.
     unsafe {
         let process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
@@ -259,9 +278,35 @@ pub(crate) fn process_exists(pid: u32) -> bool {
     }
 }
 
-/// Windows has no table of lock holders to ask.
-pub(crate) fn kernel_holder(_: &File) -> Option<u32> {
+/// What is known of an open lock file; Windows checks nothing with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileFacts {
+    pub(crate) modified: Option<std::time::SystemTime>,
+}
+
+/// Nothing is asked on Windows: content naming a running process is believed.
+pub(crate) fn file_facts(_: &File) -> Option<FileFacts> {
     None
+}
+
+/// Windows has no table of lock holders to ask.
+pub(crate) fn lock_holders(_: &File) -> Option<Vec<i64>> {
+    None
+}
+
+/// Windows has no table of lock holders to ask; the probe answers.
+pub(crate) fn is_locked_by_table(_: &File) -> Option<bool> {
+    None
+}
+
+/// Windows shows no process's locks.
+pub(crate) fn holders_by_descriptor(_: &File) -> Vec<u32> {
+    Vec::new()
+}
+
+/// The table of locks is never read on Windows.
+pub(crate) fn lock_table_reads() -> usize {
+    0
 }
 
 /// A waiter retries on its schedule: Windows reports no close of a file

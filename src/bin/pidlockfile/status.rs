@@ -106,7 +106,7 @@ fn inspect(path: &Path) -> Result<Found, String> {
 fn describe(path: &Path, found: &Found) -> String {
     match (found.exists, found.locked, &found.holder) {
         (false, _, _) => format!("{path:?}: free (the file does not exist)"),
-        (true, true, Some(holder)) if holder.kernel_pid().is_some() || !holder.is_stale() => {
+        (true, true, Some(holder)) if holder.pid().is_some() => {
             format!("{path:?}: held by {holder}")
         }
         (true, true, Some(holder)) => format!("{path:?}: held, {holder}"),
@@ -117,7 +117,13 @@ fn describe(path: &Path, found: &Found) -> String {
         // holder (`pid 4242 on host db1`).
         (true, false, _) => match &found.said {
             Some(said) if said.pid().is_some() => {
-                format!("{path:?}: free (last held by {said})")
+                let how = match said.released() {
+                    true => "released cleanly",
+                    false => {
+                        "not released cleanly: killed, crashed, or a tool that marks no release"
+                    }
+                };
+                format!("{path:?}: free (last held by {said}; {how})")
             }
             Some(said) => format!(
                 "{path:?}: free (the file says \"{}\")",
@@ -148,9 +154,10 @@ fn path_json(path: &Path) -> serde_json::Value {
 }
 
 /// One object with stable field names: `path`, `exists`, `locked`, then what
-/// the file says (`content`, `pid`, `hostname`), what was found (`alive`,
-/// `kernel_pid`, `stale`), `null` where unknown, and the file system
-/// (`file_system`: `type`, `mount_point`; `warning`).
+/// the file says (`content`, `pid`, `hostname`, `released`), what was found
+/// (`holder_pid`: the pid that holds the lock as far as checked; `alive`,
+/// `kernel_pid`, `inheritors`, `stale`), `null` where unknown, and the file
+/// system (`file_system`: `type`, `mount_point`; `warning`).
 fn to_json(
     path: &Path,
     found: &Found,
@@ -163,8 +170,11 @@ fn to_json(
         "exists": found.exists,
         "locked": found.locked,
         "content": holder.map(Holder::content),
-        "pid": holder.and_then(Holder::pid),
+        "pid": holder.and_then(Holder::file_pid),
         "hostname": holder.and_then(Holder::hostname),
+        "released": holder.map(Holder::released),
+        "holder_pid": holder.and_then(Holder::pid),
+        "inheritors": holder.map(Holder::inheritors),
         "alive": holder.and_then(Holder::is_alive),
         "kernel_pid": holder.and_then(Holder::kernel_pid),
         "stale": holder.is_some_and(Holder::is_stale),

@@ -12,11 +12,14 @@ use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
 pub(crate) use flock::{is_locked, try_lock, unlock};
-pub(crate) use lock_table::kernel_holder;
+pub(crate) use lock_table::{
+    descriptor_is, file_facts, holders_by_descriptor, is_locked_by_table, lock_holders,
+    lock_table_reads, FileFacts,
+};
 pub(crate) use open::{
     is_at_path, locked_file_is_at_path, open_for_locking, open_for_reading, FileId,
 };
-pub(crate) use process::process_exists;
+pub(crate) use process::{process_state, ProcessState};
 pub(crate) use wake::ReleaseWatch;
 
 /// Sets the file's length, the first step of writing the content.
