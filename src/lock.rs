@@ -366,7 +366,7 @@ fn wait_for_lock(
     let mut place = wait::Place::join(id, how.shared);
     loop {
         if !announced && !place.is_watcher() {
-            announced = announce(path, &file);
+            announced = announce(path, how, &file);
         }
         match place.watch_turn(deadline) {
             wait::Turn::Retry => {
@@ -404,7 +404,7 @@ fn wait_for_lock(
         }
         if place.is_watcher() {
             if !announced {
-                announced = announce(path, &file);
+                announced = announce(path, how, &file);
             }
             place.sleep(&file, path, deadline);
         }
@@ -412,9 +412,9 @@ fn wait_for_lock(
 }
 
 /// The one record a waiter logs, naming the holder it waits for.
-fn announce(path: &Path, file: &File) -> bool {
+fn announce(path: &Path, how: &How, file: &File) -> bool {
     if log::log_enabled!(target: "pidlockfile", log::Level::Info) {
-        let holder = Holder::diagnose(file);
+        let holder = Holder::diagnose(file, !how.shared);
         log::info!(
             target: "pidlockfile",
             "Blocking waiting for file lock on {}; held{}",
@@ -428,7 +428,7 @@ fn announce(path: &Path, file: &File) -> bool {
 /// The error for a lock held elsewhere (after `waited`, if it waited), naming
 /// the holder, and its one log record at the level the options give.
 fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> LockError {
-    let holder = Holder::diagnose(file);
+    let holder = Holder::diagnose(file, !how.shared);
     let level = how.log_refusal;
     if let Some(level) = level.filter(|&level| log::log_enabled!(target: "pidlockfile", level)) {
         let pid = holder.as_ref().and_then(Holder::pid);
