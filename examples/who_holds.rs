@@ -80,9 +80,7 @@ fn report(path: &Path) -> io::Result<()> {
     };
     println!("  stale content:        {stale}");
     let kernel = match (holder.kernel_pid(), locked) {
-        (Some(pid), _) if holder.holds_shared() => {
-            format!("readers hold it (its table lists pid {pid} first)")
-        }
+        (Some(_), _) if holder.holds_shared() => "readers hold it (a shared lock)".to_owned(),
         (Some(pid), _) => format!("pid {pid} took the lock"),
         (None, false) => "nobody holds it".to_owned(),
         (None, true) => "no pid (no table of locks here)".to_owned(),

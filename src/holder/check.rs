@@ -90,15 +90,16 @@ impl Holder {
                 None => Kernel::Unavailable,
                 Some(holders) if holders.pids.is_empty() => Kernel::Nobody,
                 Some(holders) => {
-                    let pids: Vec<u32> = holders
+                    let mut pids: Vec<u32> = holders
                         .pids
                         .iter()
                         .filter_map(|&p| u32::try_from(p).ok().filter(|&p| p > 0))
                         .collect();
+                    if holders.shared {
+                        pids.sort_unstable(); // readers, in a stable order
+                    }
                     let first = pids.first().copied();
                     if holders.shared {
-                        let mut pids = pids;
-                        pids.sort_unstable();
                         readers = Some(Box::new(pids));
                     }
                     match first {
