@@ -124,6 +124,8 @@ mod error;
 mod escape;
 mod holder;
 mod lock;
+#[cfg(feature = "tokio")]
+mod lock_async;
 mod options;
 /// The platform layer, chosen here once: flock(2) on Unix, `LockFileEx` on Windows.
 #[cfg_attr(unix, path = "sys/unix/mod.rs")]
