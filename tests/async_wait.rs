@@ -330,3 +330,74 @@ async fn an_aborted_task_cancels_its_wait() {
     assert_eq!(descriptors_of(&path), 1, "the holder's only");
     held.close().unwrap();
 }
+
+struct Capture(Mutex<Vec<(log::Level, String)>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        if record.target() == "pidlockfile" {
+            let entry = (record.level(), record.args().to_string());
+            self.0.lock().unwrap().push(entry);
+        }
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+
+/// The records about `path` (tests run in parallel and share the logger).
+fn records_about(path: &Path) -> Vec<(log::Level, String)> {
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Trace);
+    let needle = path.to_str().unwrap();
+    let records = CAPTURE.0.lock().unwrap();
+    let about = records
+        .iter()
+        .filter(|(_, message)| message.contains(needle));
+    about.cloned().collect()
+}
+
+/// The records are `lock`'s: one INFO when the wait starts, naming the
+/// holder; one refusal at the level `log_refusal` gives, or none.
+#[test]
+fn the_log_records_are_those_of_lock() {
+    let (_dir, path) = lock_path();
+    records_about(&path);
+    let holder = Holding::start("hold", &path);
+    let pid = holder.pid;
+    let mut options = waiting(Duration::from_millis(100));
+    options.log_refusal(Some(log::Level::Warn));
+    assert!(run(options.lock_async(&path)).is_err());
+    let records = records_about(&path);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0].0, log::Level::Info);
+    assert!(
+        records[0]
+            .1
+            .starts_with("Blocking waiting for file lock on ")
+            && records[0].1.contains(&format!("held by pid {pid}")),
+        "{records:?}"
+    );
+    assert_eq!(records[1].0, log::Level::Warn);
+    assert!(
+        records[1].1.contains(&format!("; pid={pid}")),
+        "{records:?}"
+    );
+
+    let mut quiet = LockOptions::new();
+    quiet.log_refusal(None);
+    assert!(run(quiet.lock_async(&path)).is_err());
+    assert_eq!(
+        records_about(&path).len(),
+        2,
+        "a quiet refusal logs nothing"
+    );
+    assert!(run(LockOptions::new().lock_async(&path)).is_err());
+    let records = records_about(&path);
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[2].0, log::Level::Error);
+    holder.release();
+}
