@@ -401,3 +401,52 @@ fn the_log_records_are_those_of_lock() {
     assert_eq!(records[2].0, log::Level::Error);
     holder.release();
 }
+
+/// The wait starts no thread: the process has as many threads while it
+/// waits, and after a timeout gave up on it, as before. Run alone in a fresh
+/// copy of this binary, on its main thread, so that no other test's thread
+/// comes or goes meanwhile.
+#[test]
+fn the_wait_starts_no_thread() {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "no_thread_scenario",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PIDLOCKFILE_TEST_NO_THREAD", "1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+#[ignore = "not a test: run alone by the_wait_starts_no_thread"]
+fn no_thread_scenario() {
+    if std::env::var_os("PIDLOCKFILE_TEST_NO_THREAD").is_none() {
+        return;
+    }
+    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+    let (_dir, path) = lock_path();
+    let holder = Holding::start("hold", &path);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = threads();
+    let (during, outcome) = runtime.block_on(async {
+        let observer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            threads()
+        });
+        let options = waiting(Duration::from_secs(60));
+        let outcome =
+            tokio::time::timeout(Duration::from_millis(300), options.lock_async(&path)).await;
+        (observer.await.unwrap(), outcome.is_err())
+    });
+    assert!(outcome, "the lock stayed held");
+    assert_eq!((before, during, threads()), (before, before, before));
+    holder.release();
+}
