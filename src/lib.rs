@@ -27,7 +27,8 @@
 //!
 //! [`LockOptions`] sets what the holder writes (zc.lockfile's
 //! `content_template`) and how long to [wait](LockOptions::wait) for a held
-//! lock; [`Holder::read`] reads a lock file's holder without locking it, and
+//! lock (with the feature `tokio`, `LockOptions::lock_async` waits without
+//! blocking a thread); [`Holder::read`] reads a lock file's holder without locking it, and
 //! [`Holder::inspect`] also checks it against the running processes and the
 //! kernel.
 //!
