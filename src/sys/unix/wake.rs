@@ -241,7 +241,7 @@ mod inotify {
             // The descriptor stays open, owned by `instance`, until after the
             // registration is dropped (see `Drop`): the I/O safety that tokio
             // 1.53.3's `register_with_interest` asks for. That function is
-            // younger than the tokio this crate's MSRV resolves to.
+            // not in tokio 1.38 to 1.53.2, which this crate accepts.
             #[allow(deprecated)]
             let registered = tokio::io::unix::AsyncFd::with_interest(
                 instance.as_raw_fd(),
