@@ -259,6 +259,11 @@ impl LockOptions {
     ///
     /// # Errors
     /// As [`lock`](LockOptions::lock), with the same log records.
+    ///
+    /// # Panics
+    /// When it has to wait outside a tokio runtime, or on one without time
+    /// (or, on Linux, I/O) enabled, as tokio's own types do; the wait then
+    /// leaves nothing behind either.
     #[cfg(feature = "tokio")]
     pub fn lock_async(
         &self,

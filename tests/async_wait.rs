@@ -316,18 +316,20 @@ fn a_wait_for_a_replaced_file_moves_to_the_new_one() {
 }
 
 /// The future can be spawned: it is `Send`, and an aborted task cancels it.
-#[tokio::test]
-async fn an_aborted_task_cancels_its_wait() {
+#[test]
+fn an_aborted_task_cancels_its_wait() {
     let (_dir, path) = lock_path();
     let held = LockFile::lock(&path).unwrap();
-    let options = waiting(Duration::from_secs(60));
-    let waited_for = path.clone();
-    let task = tokio::spawn(async move { options.lock_async(&waited_for).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(descriptors_of(&path), 2, "the holder's and the waiter's");
-    task.abort();
-    assert!(task.await.unwrap_err().is_cancelled());
-    assert_eq!(descriptors_of(&path), 1, "the holder's only");
+    run(async {
+        let options = waiting(Duration::from_secs(60));
+        let waited_for = path.clone();
+        let task = tokio::spawn(async move { options.lock_async(&waited_for).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(descriptors_of(&path), 2, "the holder's and the waiter's");
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert_eq!(descriptors_of(&path), 1, "the holder's only");
+    });
     held.close().unwrap();
 }
 
@@ -449,4 +451,60 @@ fn no_thread_scenario() {
     assert!(outcome, "the lock stayed held");
     assert_eq!((before, during, threads()), (before, before, before));
     holder.release();
+}
+
+/// On a runtime without I/O the wait cannot be woken by the watch: it
+/// panics with tokio's message, as tokio's own I/O types do, and leaves
+/// neither a descriptor nor a watch behind.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_runtime_without_io_panics_and_leaves_nothing_behind() {
+    let (_dir, path) = lock_path();
+    let holder = Holding::start("hold", &path);
+    let _serial = serial();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let options = waiting(Duration::from_secs(60));
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(options.lock_async(&path))
+    }));
+    let message = panicked.unwrap_err();
+    let message = message
+        .downcast_ref::<&str>()
+        .map(|m| m.to_string())
+        .or_else(|| message.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(message.contains("IO is disabled"), "{message}");
+    assert_eq!(descriptors_of(&path), 0, "a descriptor left behind");
+    assert_eq!(watches_on(&path), 0, "a watch left behind");
+    holder.release();
+    drop(_serial);
+
+    // The instance went back to the pool: four waits at once still get a
+    // watch each.
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = (0..4)
+        .map(|i| dir.path().join(format!("LOCK{i}")))
+        .collect();
+    let held: Vec<LockFile> = paths.iter().map(|p| LockFile::lock(p).unwrap()).collect();
+    let watched = run(async {
+        let waits: Vec<_> = paths
+            .iter()
+            .map(|p| {
+                let p = p.clone();
+                tokio::spawn(async move { waiting(Duration::from_secs(60)).lock_async(&p).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let watched: Vec<usize> = paths.iter().map(|p| watches_on(p)).collect();
+        for wait in waits {
+            wait.abort();
+            assert!(wait.await.unwrap_err().is_cancelled());
+        }
+        watched
+    });
+    assert_eq!(watched, [1, 1, 1, 1], "a watch per file");
+    drop(held);
 }

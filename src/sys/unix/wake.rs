@@ -238,20 +238,22 @@ mod inotify {
         /// the instance (the waiter then naps).
         pub(super) fn new(file: &File, path: &Path) -> Option<AsyncWatch> {
             let (instance, wd) = Watch::new(file, path)?.into_parts();
+            // Owned first, so that even a panic below (a runtime without
+            // I/O) removes the watch and gives the instance back.
+            let mut watch = AsyncWatch {
+                registered: None,
+                instance: Some(instance),
+                wd,
+            };
+            let fd = watch.instance.as_ref().map_or(-1, AsRawFd::as_raw_fd);
             // The descriptor stays open, owned by `instance`, until after the
             // registration is dropped (see `Drop`): the I/O safety that tokio
             // 1.53.3's `register_with_interest` asks for. That function is
             // not in tokio 1.38 to 1.53.2, which this crate accepts.
             #[allow(deprecated)]
-            let registered = tokio::io::unix::AsyncFd::with_interest(
-                instance.as_raw_fd(),
-                tokio::io::Interest::READABLE,
-            );
-            let watch = AsyncWatch {
-                registered: registered.ok(),
-                instance: Some(instance),
-                wd,
-            };
+            let registered =
+                tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE);
+            watch.registered = registered.ok();
             // Dropped, it removes the watch and gives the instance back.
             watch.registered.is_some().then_some(watch)
         }
