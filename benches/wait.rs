@@ -4,8 +4,10 @@
 //! `cargo bench --bench wait` prints Markdown tables (BENCHMARKS.md records a
 //! run). The floor is a waiter blocked in `flock(LOCK_EX)`, woken by the kernel
 //! itself; it cannot time out, which is why the crate does not use it. Two
-//! fixed-sleep polling loops show what polling trades. Then many waiters
-//! take turns on one lock, as threads and as processes (`wait/turns.rs`).
+//! fixed-sleep polling loops show what polling trades. With `--features
+//! tokio`, `lock_async` on a current-thread runtime waits too, measured
+//! against the blocking wait. Then many waiters take turns on one lock, as
+//! threads and as processes (`wait/turns.rs`).
 //!
 //! `PIDLOCKFILE_BENCH_WAIT=handoff` or `=turns` runs one part only;
 //! `PIDLOCKFILE_BENCH_TURN_ROUNDS`, `_TURN_MS` and `_TURN_SIZES` (say `1,4`)

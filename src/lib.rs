@@ -27,7 +27,8 @@
 //!
 //! [`LockOptions`] sets what the holder writes (zc.lockfile's
 //! `content_template`) and how long to [wait](LockOptions::wait) for a held
-//! lock; [`Holder::read`] reads a lock file's holder without locking it, and
+//! lock (with the feature `tokio`, `LockOptions::lock_async` waits without
+//! blocking a thread); [`Holder::read`] reads a lock file's holder without locking it, and
 //! [`Holder::inspect`] also checks it against the running processes and the
 //! kernel.
 //!
@@ -124,6 +125,8 @@ mod error;
 mod escape;
 mod holder;
 mod lock;
+#[cfg(feature = "tokio")]
+mod lock_async;
 mod options;
 /// The platform layer, chosen here once: flock(2) on Unix, `LockFileEx` on Windows.
 #[cfg_attr(unix, path = "sys/unix/mod.rs")]

@@ -91,10 +91,24 @@ impl LockFile {
                 None => return Err(refusal(path, &how, &file, None)),
             },
         };
+        LockFile::finish(path, template, options.shared, file, id)
+    }
+
+    /// Makes a lock just taken on `file` (which `path` names) a `LockFile`:
+    /// reads the previous holder's content, writes this one's (unless
+    /// `shared`) and begins the tenure. The blocking and the async wait
+    /// both end here. On error the lock is released.
+    pub(crate) fn finish(
+        path: &Path,
+        template: &Template,
+        shared: bool,
+        file: File,
+        id: sys::FileId,
+    ) -> Result<LockFile, LockError> {
         let previous = Tenure::read_previous(&file);
         let locker = std::process::id();
         let mut written = None;
-        if !options.shared {
+        if !shared {
             // Rendered only once the lock is held: a refusal builds nothing.
             let hostname = if template.uses_hostname() {
                 sys::hostname()
@@ -104,7 +118,7 @@ impl LockFile {
             let content = template.render_line(locker, hostname);
             if let Err(e) = write_content(&file, &content) {
                 let _ = sys::unlock(&file);
-                return Err(io(e));
+                return Err(LockError::io(path, e));
             }
             written = Some(content.len());
         }
@@ -114,7 +128,7 @@ impl LockFile {
             file,
             id,
             locker,
-            shared: options.shared,
+            shared,
             released: false,
         })
     }
@@ -299,8 +313,8 @@ fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
 }
 
 /// How to take the lock, from the options.
-struct How {
-    shared: bool,
+pub(crate) struct How {
+    pub(crate) shared: bool,
     mode: Option<u32>,
     log_refusal: Option<log::Level>,
 }
@@ -317,7 +331,7 @@ impl From<&LockOptions> for How {
 
 /// What one attempt found: the lock taken on the file the path names, or
 /// that file held elsewhere.
-enum Attempt {
+pub(crate) enum Attempt {
     Locked(File, sys::FileId),
     Held(File, sys::FileId),
 }
@@ -328,7 +342,7 @@ enum Attempt {
 /// next locks another file. Such a descriptor is dropped, which releases
 /// its lock, and the attempt starts again from the open; so does a refusal
 /// by such a file, whose holder is not the path's.
-fn lock_at_path(path: &Path, how: &How) -> io::Result<Attempt> {
+pub(crate) fn lock_at_path(path: &Path, how: &How) -> io::Result<Attempt> {
     const ATTEMPTS: usize = 1000;
     for _ in 0..ATTEMPTS {
         let (file, id) = sys::open_for_locking(path, how.mode, how.shared)?;
@@ -412,7 +426,7 @@ fn wait_for_lock(
 }
 
 /// The one record a waiter logs, naming the holder it waits for.
-fn announce(path: &Path, how: &How, file: &File) -> bool {
+pub(crate) fn announce(path: &Path, how: &How, file: &File) -> bool {
     if log::log_enabled!(target: "pidlockfile", log::Level::Info) {
         let holder = Holder::diagnose(file, !how.shared);
         log::info!(
@@ -427,7 +441,7 @@ fn announce(path: &Path, how: &How, file: &File) -> bool {
 
 /// The error for a lock held elsewhere (after `waited`, if it waited), naming
 /// the holder, and its one log record at the level the options give.
-fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> LockError {
+pub(crate) fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> LockError {
     let holder = Holder::diagnose(file, !how.shared);
     let level = how.log_refusal;
     if let Some(level) = level.filter(|&level| log::log_enabled!(target: "pidlockfile", level)) {

@@ -211,9 +211,76 @@ impl LockOptions {
     ///   No lock is left held.
     pub fn lock(&self, path: impl AsRef<Path>) -> Result<LockFile, LockError> {
         let path = path.as_ref();
+        LockFile::acquire(path, self.template(path)?, self)
+    }
+
+    /// Takes the lock as [`lock`](LockOptions::lock) does, with every option,
+    /// but waits without blocking a thread: the returned future sleeps on the
+    /// tokio runtime while the lock is held elsewhere (feature `tokio`).
+    ///
+    /// On Linux it sleeps on an inotify descriptor registered with the
+    /// runtime (through `tokio::io::unix::AsyncFd`) and retries as soon as a
+    /// descriptor of the file is closed, and on the same schedule as
+    /// [`wait`](LockOptions::wait) (at least every 50 ms); elsewhere it
+    /// retries on that schedule with `tokio::time::sleep`. The attempts are
+    /// non-blocking system calls, made on the task itself. It needs a runtime
+    /// with time enabled, and on Linux I/O (`Builder::enable_all`).
+    ///
+    /// Dropping the future (a `tokio::time::timeout` or `select!` that gives
+    /// up, an aborted task) cancels the wait at once and leaves nothing
+    /// behind: the lock file's descriptor is closed, no thread was started,
+    /// and the inotify watch is removed. Each pending wait watches on its own
+    /// (an async wait does not queue with this process's waiting threads);
+    /// beyond the process's 4 inotify instances a wait retries on the
+    /// schedule instead. Without [`wait`](LockOptions::wait), or with a zero
+    /// limit, it tries once and refuses at once, like `lock`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// use std::time::Duration;
+    /// use pidlockfile::{LockFile, LockOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let held = LockFile::lock(&path)?;
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_millis(20)).await;
+    ///     drop(held); // the release wakes the waiting task
+    /// });
+    /// let mut options = LockOptions::new();
+    /// options.wait(Duration::from_secs(10));
+    /// let lock = options.lock_async(&path).await?;
+    /// # drop(lock);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`lock`](LockOptions::lock), with the same log records.
+    ///
+    /// # Panics
+    /// When it has to wait outside a tokio runtime, or on one without time
+    /// (or, on Linux, I/O) enabled, as tokio's own types do; the wait then
+    /// leaves nothing behind either.
+    #[cfg(feature = "tokio")]
+    pub fn lock_async(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> impl std::future::Future<Output = Result<LockFile, LockError>> + Send + '_ {
+        let path = path.as_ref().to_owned();
+        async move {
+            let template = self.template(&path)?;
+            crate::lock_async::acquire(&path, template, self).await
+        }
+    }
+
+    /// The template to write, or the error for one that cannot be used.
+    fn template(&self, path: &Path) -> Result<&Template, LockError> {
         match &self.template {
-            None => LockFile::acquire(path, Template::default_ref(), self),
-            Some(Ok(template)) => LockFile::acquire(path, template, self),
+            None => Ok(Template::default_ref()),
+            Some(Ok(template)) => Ok(template),
             Some(Err(e)) => Err(LockError::Template {
                 path: path.to_owned(),
                 source: e.clone(),

@@ -56,8 +56,8 @@ fn registry() -> MutexGuard<'static, Registry> {
 /// The retry schedule while watching: naps doubling from the first to the
 /// longest, which bounds the wait for a holder that unlocks without closing
 /// (or for any holder when the file cannot be watched).
-const FIRST_NAP: Duration = Duration::from_millis(1);
-const LONGEST_NAP: Duration = Duration::from_millis(50);
+pub(crate) const FIRST_NAP: Duration = Duration::from_millis(1);
+pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(50);
 
 /// Whether any thread of this process is waiting for a lock: a thread that
 /// starts waiting then joins the queue before trying, so as not to take the

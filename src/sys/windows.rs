@@ -332,3 +332,18 @@ impl ReleaseWatch {
         std::thread::sleep(timeout);
     }
 }
+
+/// An async waiter naps on the runtime's timer, on the same schedule.
+#[cfg(feature = "tokio")]
+pub(crate) struct AsyncReleaseWatch;
+
+#[cfg(feature = "tokio")]
+impl AsyncReleaseWatch {
+    pub(crate) fn new(_: &File, _: &Path) -> AsyncReleaseWatch {
+        AsyncReleaseWatch
+    }
+
+    pub(crate) async fn wait(&mut self, timeout: std::time::Duration) {
+        tokio::time::sleep(timeout).await;
+    }
+}

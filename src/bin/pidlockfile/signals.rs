@@ -31,6 +31,7 @@ pub fn set_mask(how: libc::c_int, set: &libc::sigset_t) -> libc::sigset_t {
 /// SIGTRAP, SIGSYS, SIGABRT), for which `run`'s own death and the program's
 /// death signal stand.
 pub fn forwarded() -> Vec<libc::c_int> {
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(unused_mut))]
     let mut signals = vec![
         libc::SIGTERM,
         libc::SIGHUP,
@@ -68,6 +69,19 @@ fn program_in_our_group(program: libc::pid_t) -> bool {
     unsafe { libc::getpgid(program) == libc::getpgrp() }
 }
 
+/// Whether the kernel itself sent a signal (a terminal's hang-up), not a
+/// process: Linux says so in `si_code`; elsewhere this is not told apart,
+/// and a hang-up is passed on (the program may then get it twice).
+fn sent_by_kernel(code: libc::c_int) -> bool {
+    #[cfg(target_os = "linux")]
+    return code == libc::SI_KERNEL;
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = code;
+        false
+    }
+}
+
 /// The handler for every forwarded and terminal signal, while the program runs.
 extern "C" fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     let program = PROGRAM.load(Ordering::SeqCst);
@@ -80,8 +94,7 @@ extern "C" fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut l
     // process group; not being the leader, we got it as a member of that
     // group, so the program got it too when it is in our group.
     // SAFETY: getsid and getpid are plain system calls.
-    let kernel_sent_to_group =
-        code == libc::SI_KERNEL && unsafe { libc::getsid(0) != libc::getpid() };
+    let kernel_sent_to_group = sent_by_kernel(code) && unsafe { libc::getsid(0) != libc::getpid() };
     let group_got_it =
         TERMINAL.contains(&signal) || (signal == libc::SIGHUP && kernel_sent_to_group);
     if group_got_it && program_in_our_group(program) {

@@ -20,6 +20,8 @@ pub(crate) use open::{
     is_at_path, locked_file_is_at_path, open_for_locking, open_for_reading, FileId,
 };
 pub(crate) use process::{process_state, ProcessState};
+#[cfg(feature = "tokio")]
+pub(crate) use wake::AsyncReleaseWatch;
 pub(crate) use wake::ReleaseWatch;
 
 /// Sets the file's length, the first step of writing the content.

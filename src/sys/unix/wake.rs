@@ -56,6 +56,46 @@ impl ReleaseWatch {
     }
 }
 
+/// A [`ReleaseWatch`] for one async waiter: its sleep is a future on the
+/// tokio runtime, and dropping it (with the waiter's future) removes the
+/// watch and gives the inotify instance back to the pool at once.
+///
+/// On Linux the instance is registered with the runtime's reactor
+/// (`AsyncFd`) for as long as the watch lives; elsewhere, or without an
+/// instance, the waiter naps on the runtime's timer.
+#[cfg(feature = "tokio")]
+pub(crate) struct AsyncReleaseWatch {
+    #[cfg(target_os = "linux")]
+    watch: Option<inotify::AsyncWatch>,
+}
+
+#[cfg(feature = "tokio")]
+impl AsyncReleaseWatch {
+    /// Starts watching the open `file`, which `path` named.
+    pub(crate) fn new(file: &File, path: &Path) -> AsyncReleaseWatch {
+        #[cfg(target_os = "linux")]
+        {
+            AsyncReleaseWatch {
+                watch: inotify::AsyncWatch::new(file, path),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (file, path);
+            AsyncReleaseWatch {}
+        }
+    }
+
+    /// Completes when the file was closed somewhere, or after `timeout`.
+    pub(crate) async fn wait(&mut self, timeout: Duration) {
+        #[cfg(target_os = "linux")]
+        if let Some(watch) = &mut self.watch {
+            return watch.wait(timeout).await;
+        }
+        tokio::time::sleep(timeout).await;
+    }
+}
+
 /// A process keeps at most this many inotify instances, whatever the number
 /// of threads that wait: each serves one watched file at a time.
 #[cfg(target_os = "linux")]
@@ -148,6 +188,14 @@ mod inotify {
             })
         }
 
+        /// The instance and the watch's descriptor, for an [`AsyncWatch`]
+        /// to own.
+        #[cfg(feature = "tokio")]
+        fn into_parts(mut self) -> (OwnedFd, libc::c_int) {
+            let instance = self.instance.take().expect("a watch has its instance");
+            (instance, self.wd)
+        }
+
         pub(super) fn wait(&self, timeout: Duration) {
             let fd = self.instance.as_ref().map_or(-1, AsRawFd::as_raw_fd);
             let mut poll = libc::pollfd {
@@ -165,6 +213,73 @@ mod inotify {
 
     impl Drop for Watch {
         fn drop(&mut self) {
+            if let Some(instance) = self.instance.take() {
+                // SAFETY: removes this watch; the kernel frees it later.
+                unsafe { libc::inotify_rm_watch(instance.as_raw_fd(), self.wd) };
+                give_back(instance);
+            }
+        }
+    }
+
+    /// A [`Watch`] whose instance is registered with the tokio runtime, so
+    /// that a task, not a thread, sleeps on it.
+    #[cfg(feature = "tokio")]
+    pub(super) struct AsyncWatch {
+        /// Registered by descriptor number: the instance itself stays ours,
+        /// for the pool, even if the runtime refuses it.
+        registered: Option<tokio::io::unix::AsyncFd<RawFd>>,
+        instance: Option<OwnedFd>,
+        wd: libc::c_int,
+    }
+
+    #[cfg(feature = "tokio")]
+    impl AsyncWatch {
+        /// As [`Watch::new`]; `None` also when the runtime cannot register
+        /// the instance (the waiter then naps).
+        pub(super) fn new(file: &File, path: &Path) -> Option<AsyncWatch> {
+            let (instance, wd) = Watch::new(file, path)?.into_parts();
+            // Owned first, so that even a panic below (a runtime without
+            // I/O) removes the watch and gives the instance back.
+            let mut watch = AsyncWatch {
+                registered: None,
+                instance: Some(instance),
+                wd,
+            };
+            let fd = watch.instance.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+            // The descriptor stays open, owned by `instance`, until after the
+            // registration is dropped (see `Drop`): the I/O safety that tokio
+            // 1.53.3's `register_with_interest` asks for. That function is
+            // not in tokio 1.38 to 1.53.2, which this crate accepts.
+            #[allow(deprecated)]
+            let registered =
+                tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE);
+            watch.registered = registered.ok();
+            // Dropped, it removes the watch and gives the instance back.
+            watch.registered.is_some().then_some(watch)
+        }
+
+        /// Completes when the file was closed somewhere, or after `timeout`.
+        pub(super) async fn wait(&mut self, timeout: Duration) {
+            let Some(registered) = &self.registered else {
+                return tokio::time::sleep(timeout).await;
+            };
+            match tokio::time::timeout(timeout, registered.readable()).await {
+                Ok(Ok(mut ready)) => {
+                    drain(*registered.get_ref());
+                    // Events queued after the drain raise readiness again.
+                    ready.clear_ready();
+                }
+                Ok(Err(_)) => tokio::time::sleep(timeout).await,
+                Err(_) => {}
+            }
+        }
+    }
+
+    #[cfg(feature = "tokio")]
+    impl Drop for AsyncWatch {
+        fn drop(&mut self) {
+            // Out of the reactor first, then the watch off the instance.
+            drop(self.registered.take());
             if let Some(instance) = self.instance.take() {
                 // SAFETY: removes this watch; the kernel frees it later.
                 unsafe { libc::inotify_rm_watch(instance.as_raw_fd(), self.wd) };
