@@ -41,6 +41,37 @@ unsafe fn open_raw(path: &CString) -> libc::c_int {
     fd
 }
 
+/// The calls every attempt opens with: `open` (no link, no blocking, no
+/// controlling terminal, close-on-exec), `fstat` of the descriptor (a
+/// regular file with one link and a lock file's size) and `geteuid` (is it
+/// ours, or planted by another user?); returns the descriptor and its inode.
+unsafe fn open_checked(path: &CString) -> (libc::c_int, u64) {
+    let flags = libc::O_RDWR
+        | libc::O_CREAT
+        | libc::O_CLOEXEC
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | libc::O_NOCTTY;
+    let fd = libc::open(path.as_ptr(), flags, 0o644);
+    assert!(fd >= 0);
+    let mut stat = std::mem::zeroed::<libc::stat>();
+    assert_eq!(libc::fstat(fd, &mut stat), 0);
+    assert!(stat.st_nlink == 1 && stat.st_size < 8192);
+    assert_eq!(stat.st_uid, libc::geteuid());
+    #[allow(clippy::unnecessary_cast)]
+    (fd, stat.st_ino as u64)
+}
+
+/// Reads the holder's line as the crate does: to the end of its second
+/// line (the release mark), here two `pread`s, the second at the end.
+unsafe fn read_holder(fd: libc::c_int) {
+    let mut buf = [0u8; 4096];
+    let n = libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+    assert!(n > 0);
+    let rest = &mut buf[n as usize..];
+    assert!(libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), n as libc::off_t) >= 0);
+}
+
 /// The inode the path names now, asked as std's `symlink_metadata` asks:
 /// `statx` on Linux, `lstat` elsewhere.
 #[allow(clippy::unnecessary_cast)]
@@ -90,23 +121,9 @@ fn uncontended(path: &Path) {
         Case {
             name: SAME_CALLS,
             run: Box::new(|| unsafe {
-                let fd = libc::open(
-                    c_path.as_ptr(),
-                    libc::O_RDWR
-                        | libc::O_CREAT
-                        | libc::O_CLOEXEC
-                        | libc::O_NOFOLLOW
-                        | libc::O_NONBLOCK
-                        | libc::O_NOCTTY,
-                    0o644,
-                );
-                assert!(fd >= 0);
-                let mut stat = std::mem::zeroed::<libc::stat>();
-                assert_eq!(libc::fstat(fd, &mut stat), 0);
-                assert!(stat.st_nlink == 1 && stat.st_size < 8192);
-                assert_eq!(stat.st_uid, libc::geteuid());
+                let (fd, ino) = open_checked(&c_path);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), 0);
-                assert_eq!(path_inode(&c_path), stat.st_ino as u64);
+                assert_eq!(path_inode(&c_path), ino);
                 // The previous holder's line, into a small inline buffer.
                 let mut previous = [0u8; 96];
                 assert!(libc::pread(fd, previous.as_mut_ptr().cast(), previous.len(), 0) > 0);
@@ -177,14 +194,16 @@ fn refused(path: &Path) {
     let stat_path = CString::new(format!("/proc/{holder_pid}/stat")).unwrap();
     let mut cases = vec![
         Case {
-            name: "floor: libc open, flock (EWOULDBLOCK), pread, fstat, open+read+close /proc/<pid>/stat, close",
+            name: "floor: libc open, fstat, geteuid, flock (EWOULDBLOCK), lstat, pread x2, fstat, getpid, \
+                   open+read+close /proc/<pid>/stat, close",
             run: Box::new(|| unsafe {
-                let fd = open_raw(&c_path);
+                let (fd, ino) = open_checked(&c_path);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
-                let mut buf = [0u8; 4096];
-                assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
+                assert_eq!(path_inode(&c_path), ino);
+                read_holder(fd);
                 let mut stat: libc::stat = std::mem::zeroed();
                 assert_eq!(libc::fstat(fd, &mut stat), 0);
+                assert!(libc::getpid() > 0);
                 let proc_fd = libc::open(stat_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
                 assert!(proc_fd >= 0);
                 let mut stat_buf = [0u8; 512];
@@ -242,14 +261,15 @@ fn refused(path: &Path) {
     let _held = LockFile::lock(path).unwrap();
     let mut cases = vec![
         Case {
-            name: "floor: libc open, flock (EWOULDBLOCK), pread, fstat, fstat, close",
+            name: "floor: libc open, fstat, geteuid, flock (EWOULDBLOCK), lstat, pread x2, fstat, getpid, fstat, close",
             run: Box::new(|| unsafe {
-                let fd = open_raw(&c_path);
+                let (fd, ino) = open_checked(&c_path);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
-                let mut buf = [0u8; 4096];
-                assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
+                assert_eq!(path_inode(&c_path), ino);
+                read_holder(fd);
                 let mut stat: libc::stat = std::mem::zeroed();
                 assert_eq!(libc::fstat(fd, &mut stat), 0);
+                assert!(libc::getpid() > 0);
                 assert_eq!(libc::fstat(fd, &mut stat), 0);
                 libc::close(fd);
             }),

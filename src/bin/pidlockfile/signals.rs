@@ -31,7 +31,10 @@ pub fn set_mask(how: libc::c_int, set: &libc::sigset_t) -> libc::sigset_t {
 /// SIGTRAP, SIGSYS, SIGABRT), for which `run`'s own death and the program's
 /// death signal stand.
 pub fn forwarded() -> Vec<libc::c_int> {
-    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(unused_mut))]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        allow(unused_mut)
+    )]
     let mut signals = vec![
         libc::SIGTERM,
         libc::SIGHUP,
