@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every fuzz target in fuzz/ for a while (FUZZ_SECONDS each, 60 by
+# default) with cargo-fuzz on nightly, installing both when missing. A crash,
+# a failed assertion or a leak makes libFuzzer, and so this script, fail; the
+# input that did it is saved under fuzz/artifacts/<target>/ and printed.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+seconds=${FUZZ_SECONDS:-60}
+
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+
+mapfile -t targets < <(cargo +nightly fuzz list)
+if [ "${#targets[@]}" -eq 0 ]; then
+    echo "no fuzz targets in fuzz/" >&2
+    exit 1
+fi
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for target in "${targets[@]}"; do
+    echo "== cargo +nightly fuzz run $target, ${seconds} s"
+    # The summary and any failure are shown; libFuzzer's progress lines are not.
+    if ! cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=1 \
+        2>"$log"; then
+        tail -n 60 "$log" >&2
+        echo "fuzz target $target failed" >&2
+        exit 1
+    fi
+    grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb)" "$log" || true
+    echo "corpus: $(find "corpus/$target" -type f | wc -l) inputs"
+done
