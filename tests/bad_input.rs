@@ -236,8 +236,9 @@ fn a_full_disk_releases_the_lock_and_says_so() {
         Ok(tmpfs) => tmpfs,
         Err(why) => {
             // Said out loud, not skipped in silence; the injected write error below still runs.
-            eprintln!(
-                "NOT RUN: a_full_disk_releases_the_lock_and_says_so: cannot mount a tmpfs: {why}"
+            common::not_run(
+                "a_full_disk_releases_the_lock_and_says_so",
+                &format!("cannot mount a tmpfs: {why}"),
             );
             return;
         }

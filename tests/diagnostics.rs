@@ -31,9 +31,8 @@ fn refusal(path: &Path) -> (Holder, String) {
     }
 }
 
-/// `flock(1)` from util-linux holding `path` until killed; `None`, said out
-/// loud, where it is not installed (`.ci/run` installs it and sets
-/// `PIDLOCKFILE_REQUIRE_FLOCK`).
+/// `flock(1)` from util-linux holding `path` until killed; `None`, said with
+/// `common::not_run`, where it is not installed (`.ci/run` installs it).
 fn flock_1(path: &Path, test: &str) -> Option<Child> {
     let spawned = Command::new("flock")
         .args(["--nonblock", "--no-fork"])
@@ -44,11 +43,7 @@ fn flock_1(path: &Path, test: &str) -> Option<Child> {
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            assert!(
-                std::env::var_os("PIDLOCKFILE_REQUIRE_FLOCK").is_none(),
-                "flock(1) is required: {e}"
-            );
-            eprintln!("NOT RUN: {test}: no flock(1) ({e}); install util-linux");
+            common::not_run(test, &format!("no flock(1) ({e}); install util-linux"));
             return None;
         }
     };
