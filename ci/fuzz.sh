@@ -20,11 +20,14 @@ if [ "${#targets[@]}" -eq 0 ]; then
     exit 1
 fi
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# The content_template target leaves its lock file behind, as every holder
+# does: in a directory of its own, removed at the end.
+scratch=$(mktemp -d)
+trap 'rm -rf "$log" "$scratch"' EXIT
 for target in "${targets[@]}"; do
     echo "== cargo +nightly fuzz run $target, ${seconds} s"
     # The summary and any failure are shown; libFuzzer's progress lines are not.
-    if ! cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=1 \
+    if ! TMPDIR="$scratch" cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=1 \
         2>"$log"; then
         tail -n 60 "$log" >&2
         echo "fuzz target $target failed" >&2
