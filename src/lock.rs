@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::LockError;
 use crate::escape::Escaped;
-use crate::holder::{open_existing, Held, Holder};
+use crate::holder::{open_existing, Held, Holder, Tenure};
 use crate::options::LockOptions;
 use crate::sys;
 use crate::template::Template;
@@ -18,6 +18,11 @@ use crate::template::Template;
 /// While it is held the file reads ` <pid>;<hostname>\n` (or the rendered
 /// [content template](LockOptions::content_template)). Releasing it unlocks
 /// the file and closes it, and leaves the file and its content on disk.
+///
+/// A child forked while the lock is held shares its descriptor: the lock
+/// stays held until the process that took it releases it (which unlocks for
+/// every copy) or until the last copy is closed. A child's release, by
+/// [`close`](LockFile::close) or drop, only closes the child's copy.
 ///
 /// ```
 /// use pidlockfile::LockFile;
@@ -38,7 +43,14 @@ use crate::template::Template;
 pub struct LockFile {
     path: PathBuf,
     file: File,
+    /// The file the lock is on, which the path named when it was taken.
+    id: sys::FileId,
+    /// The process that took the lock: only it unlocks, so that a child
+    /// forked while it was held releases nothing when it drops its copy.
+    locker: u32,
+    shared: bool,
     released: bool,
+    tenure: Tenure,
 }
 
 impl LockFile {
@@ -57,38 +69,59 @@ impl LockFile {
     pub(crate) fn acquire(
         path: &Path,
         template: &Template,
-        wait: Option<Duration>,
+        options: &LockOptions,
     ) -> Result<LockFile, LockError> {
-        let file = sys::open_for_locking(path).map_err(|e| LockError::io(path, e))?;
-        if !sys::try_lock(&file).map_err(|e| LockError::io(path, e))? {
-            match wait {
-                Some(limit) if !limit.is_zero() => wait_for_lock(path, &file, limit)?,
-                _ => return Err(refusal(path, &file, None)),
-            }
-        }
-        // Rendered only once the lock is held: a refusal builds nothing.
-        let hostname = if template.uses_hostname() {
-            sys::hostname()
-        } else {
-            ""
+        let io = |e| LockError::io(path, e);
+        let how = How::from(options);
+        let (file, id) = match lock_at_path(path, &how).map_err(io)? {
+            Attempt::Locked(file, id) => (file, id),
+            Attempt::Held(file, id) => match options.wait.filter(|limit| !limit.is_zero()) {
+                Some(limit) => wait_for_lock(path, &how, file, id, limit)?,
+                None => return Err(refusal(path, &how, &file, None)),
+            },
         };
-        let content = template.render_line(std::process::id(), hostname);
-        if let Err(e) = write_content(&file, &content) {
-            let _ = sys::unlock(&file);
-            return Err(LockError::io(path, e));
+        let previous = Tenure::read_previous(&file);
+        let locker = std::process::id();
+        let mut written = None;
+        if !options.shared {
+            // Rendered only once the lock is held: a refusal builds nothing.
+            let hostname = if template.uses_hostname() {
+                sys::hostname()
+            } else {
+                ""
+            };
+            let content = template.render_line(locker, hostname);
+            if let Err(e) = write_content(&file, &content) {
+                let _ = sys::unlock(&file);
+                return Err(io(e));
+            }
+            written = Some(content.len());
         }
         Ok(LockFile {
             path: path.to_owned(),
+            tenure: Tenure::begin(&file, locker, written, previous),
             file,
+            id,
+            locker,
+            shared: options.shared,
             released: false,
         })
     }
 
-    /// Whether another lock holds the lock file at `path` now, without
-    /// creating the file or disturbing its holder: `Ok(false)` when the file
-    /// does not exist. It asks by taking a shared lock for an instant, so a
-    /// `lock()` racing with it may see the file as held. For who holds it,
-    /// see [`Holder::inspect`].
+    /// Whether a lock holds the lock file at `path` now, without creating the
+    /// file or disturbing its holder: `Ok(false)` when the file does not
+    /// exist. A shared `flock` (`flock -s`) counts as holding it, since it
+    /// makes [`lock`](LockFile::lock) fail. For who holds it, see
+    /// [`Holder::inspect`].
+    ///
+    /// On Linux the kernel's table of locks (`/proc/locks`) answers, and no
+    /// lock is taken: a monitoring loop never makes anyone's `lock()` fail.
+    /// Reading the table costs tens of microseconds to milliseconds (it grows
+    /// with every lock on the system) and holds up lock operations on the
+    /// machine meanwhile, so this is an operator's call, not one for a hot
+    /// loop. Elsewhere, or where `/proc` cannot be read, it asks by taking a
+    /// shared lock for an instant: a `lock()` racing with that instant is
+    /// refused, naming the caller.
     ///
     /// ```
     /// use pidlockfile::LockFile;
@@ -109,7 +142,10 @@ impl LockFile {
     pub fn is_locked(path: impl AsRef<Path>) -> Result<bool, LockError> {
         let path = path.as_ref();
         match open_existing(path).map_err(|e| LockError::io(path, e))? {
-            Some(file) => sys::is_locked(&file).map_err(|e| LockError::io(path, e)),
+            Some(file) => match sys::is_locked_by_table(&file) {
+                Some(locked) => Ok(locked),
+                None => sys::is_locked(&file).map_err(|e| LockError::io(path, e)),
+            },
             None => Ok(false),
         }
     }
@@ -117,6 +153,40 @@ impl LockFile {
     /// The lock file's path, as it was given.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this is a shared (reader) lock: see [`LockOptions::shared`].
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// What the file said about the previous holder, read just before this
+    /// lock replaced it; `None` for a new or empty file. For a database
+    /// taking its data directory's lock: [`Holder::released`] says whether
+    /// the previous holder released the lock cleanly (its `close` or `Drop`
+    /// ran in the process that took the lock), or was killed, crashed or lost
+    /// power, or was a tool that does not mark releases: then recover.
+    ///
+    /// ```
+    /// use pidlockfile::LockFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let first = LockFile::lock(&path)?;
+    /// assert!(first.previous().is_none()); // a new file
+    /// first.close()?;
+    ///
+    /// let second = LockFile::lock(&path)?;
+    /// let previous = second.previous().unwrap();
+    /// assert_eq!(previous.file_pid(), Some(std::process::id()));
+    /// assert!(previous.released()); // a clean shutdown: no recovery needed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// The bytes are read on every lock (one `pread`) and kept inline; they
+    /// are parsed, and a short line costs an allocation, only when asked for.
+    pub fn previous(&self) -> Option<&Holder> {
+        self.tenure.previous()
     }
 
     /// Releases the lock, leaving the file on disk, and reports whether the
@@ -127,18 +197,57 @@ impl LockFile {
     /// closed all the same, which releases the lock unless a forked child
     /// still has a copy of it.
     pub fn close(mut self) -> Result<(), LockError> {
-        self.released = true;
-        sys::unlock(&self.file).map_err(|e| {
+        self.release().map_err(|e| {
             let e = io::Error::new(e.kind(), format!("releasing the lock failed: {e}"));
             LockError::io(&self.path, e)
         })
+    }
+
+    /// Whether the path still names the file this lock is on. It does unless
+    /// someone deleted, moved or replaced the lock file while the lock was
+    /// held; then the next process to lock the path takes another file's
+    /// lock, and two processes each believe they hold the lock. A lock file
+    /// must never be deleted (see "The file and its content" in the crate's
+    /// documentation); a holder that cannot rule it out can ask here, for
+    /// example before each step that must not run twice.
+    ///
+    /// ```
+    /// use pidlockfile::LockFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let lock = LockFile::lock(&path)?;
+    /// assert!(lock.is_at_path()?);
+    /// // What a tmp cleaner does; on Windows it fails while the file is open.
+    /// if std::fs::remove_file(&path).is_ok() {
+    ///     assert!(!lock.is_at_path()?);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The I/O error from `lstat(2)` of the path, other than its absence
+    /// (for example, permission to search its directory was taken away).
+    pub fn is_at_path(&self) -> io::Result<bool> {
+        sys::is_at_path(self.id, &self.path)
+    }
+
+    /// Unlocks in the process that took the lock; a child forked while it
+    /// was held only closes its copy of the descriptor.
+    fn release(&mut self) -> io::Result<()> {
+        self.released = true;
+        if std::process::id() != self.locker {
+            return Ok(());
+        }
+        self.tenure.end(&self.file, Some(self.locker));
+        sys::unlock(&self.file)
     }
 }
 
 impl Drop for LockFile {
     fn drop(&mut self) {
         if !self.released {
-            let _ = sys::unlock(&self.file);
+            let _ = self.release();
         }
     }
 }
@@ -178,17 +287,73 @@ fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// How to take the lock, from the options.
+struct How {
+    shared: bool,
+    mode: Option<u32>,
+    log_refusal: Option<log::Level>,
+}
+
+impl From<&LockOptions> for How {
+    fn from(options: &LockOptions) -> How {
+        How {
+            shared: options.shared,
+            mode: options.mode,
+            log_refusal: options.log_refusal,
+        }
+    }
+}
+
+/// What one attempt found: the lock taken on the file the path names, or
+/// that file held elsewhere.
+enum Attempt {
+    Locked(File, sys::FileId),
+    Held(File, sys::FileId),
+}
+
+/// Opens the file at `path` and tries its lock once. A lock taken on a file
+/// that the path no longer names (it was deleted, moved away or replaced
+/// between the open and the lock) is worth nothing: whoever opens the path
+/// next locks another file. Such a descriptor is dropped, which releases
+/// its lock, and the attempt starts again from the open; so does a refusal
+/// by such a file, whose holder is not the path's.
+fn lock_at_path(path: &Path, how: &How) -> io::Result<Attempt> {
+    const ATTEMPTS: usize = 1000;
+    for _ in 0..ATTEMPTS {
+        let (file, id) = sys::open_for_locking(path, how.mode, how.shared)?;
+        let locked = sys::try_lock(&file, how.shared)?;
+        if sys::locked_file_is_at_path(id, path)? {
+            return Ok(match locked {
+                true => Attempt::Locked(file, id),
+                false => Attempt::Held(file, id),
+            });
+        }
+    }
+    Err(io::Error::other(format!(
+        "the path named another file after each of {ATTEMPTS} attempts to lock it: \
+         something keeps deleting or replacing the lock file"
+    )))
+}
+
 /// Retries until the lock is taken or `limit` passes, sleeping between tries
-/// until the file is closed somewhere. On timeout the caller drops `file`,
-/// so the waiter is left holding nothing.
-fn wait_for_lock(path: &Path, file: &File, limit: Duration) -> Result<(), LockError> {
+/// until the file is closed somewhere. A retry that finds the path naming
+/// another file (the one waited on was deleted or replaced) starts again
+/// from the open and waits on the new file. On timeout the waiter holds
+/// nothing and has closed its descriptor.
+fn wait_for_lock(
+    path: &Path,
+    how: &How,
+    mut file: File,
+    mut id: sys::FileId,
+    limit: Duration,
+) -> Result<(File, sys::FileId), LockError> {
     const LONGEST_NAP: Duration = Duration::from_millis(50);
     let start = Instant::now();
     // Watch first, then try again: a release between the first try and the
     // watch would otherwise go unnoticed until the next retry.
     let mut watch = sys::ReleaseWatch::new(path);
     if log::log_enabled!(target: "pidlockfile", log::Level::Info) {
-        let holder = Holder::diagnose(file);
+        let holder = Holder::diagnose(&file);
         log::info!(
             target: "pidlockfile",
             "Blocking waiting for file lock on {}; held{}",
@@ -196,14 +361,25 @@ fn wait_for_lock(path: &Path, file: &File, limit: Duration) -> Result<(), LockEr
             Held(holder.as_ref()),
         );
     }
+    let io = |e| LockError::io(path, e);
     let mut nap = Duration::from_millis(1);
     loop {
-        if sys::try_lock(file).map_err(|e| LockError::io(path, e))? {
-            return Ok(());
+        let locked = sys::try_lock(&file, how.shared).map_err(io)?;
+        if sys::locked_file_is_at_path(id, path).map_err(io)? {
+            if locked {
+                return Ok((file, id));
+            }
+        } else {
+            drop(file);
+            watch = sys::ReleaseWatch::new(path);
+            match lock_at_path(path, how).map_err(io)? {
+                Attempt::Locked(file, id) => return Ok((file, id)),
+                Attempt::Held(held, held_id) => (file, id) = (held, held_id),
+            }
         }
         let waited = start.elapsed();
         let Some(left) = limit.checked_sub(waited).filter(|left| !left.is_zero()) else {
-            return Err(refusal(path, file, Some(waited)));
+            return Err(refusal(path, how, &file, Some(waited)));
         };
         watch.wait(nap.min(left));
         nap = (nap * 2).min(LONGEST_NAP);
@@ -211,17 +387,19 @@ fn wait_for_lock(path: &Path, file: &File, limit: Duration) -> Result<(), LockEr
 }
 
 /// The error for a lock held elsewhere (after `waited`, if it waited), naming
-/// the holder, and its one log record.
-fn refusal(path: &Path, file: &File, waited: Option<Duration>) -> LockError {
+/// the holder, and its one log record at the level the options give.
+fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> LockError {
     let holder = Holder::diagnose(file);
-    if log::log_enabled!(target: "pidlockfile", log::Level::Error) {
-        let pid = holder.as_ref().and_then(Holder::holder_pid);
+    let level = how.log_refusal;
+    if let Some(level) = level.filter(|&level| log::log_enabled!(target: "pidlockfile", level)) {
+        let pid = holder.as_ref().and_then(Holder::pid);
         let pid: &dyn fmt::Display = match &pid {
             Some(pid) => pid,
             None => &"UNKNOWN",
         };
-        log::error!(
+        log::log!(
             target: "pidlockfile",
+            level,
             "Error locking file {}; pid={pid}; held{}",
             Escaped(path.as_os_str().as_encoded_bytes()),
             Held(holder.as_ref()),
@@ -235,5 +413,39 @@ fn refusal(path: &Path, file: &File, waited: Option<Duration>) -> LockError {
             waited,
             holder,
         },
+    }
+}
+
+impl LockFile {
+    /// Closes this process's descriptor without unlocking, so that processes
+    /// that inherited it keep the lock; no clean-release mark is written.
+    ///
+    /// This is how a program hands its lock to a child that inherited the
+    /// descriptor (as `flock(1)` does): the lock then lasts until the last
+    /// process holding a copy of the descriptor closes it or exits, and the
+    /// kernel releases it then. Without such a process, the lock is released
+    /// at once, as if by `Drop`, except that the release is not marked clean.
+    pub fn detach(mut self) {
+        self.released = true;
+        if std::process::id() == self.locker {
+            self.tenure.end(&self.file, None);
+        }
+    }
+}
+
+/// The lock's descriptor, for handing the lock to a child process (clear its
+/// close-on-exec flag in the child, then [`LockFile::detach`] in the parent).
+#[cfg(unix)]
+impl std::os::fd::AsFd for LockFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+}
+
+/// The lock's descriptor, as for [`AsFd`](std::os::fd::AsFd).
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for LockFile {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
     }
 }

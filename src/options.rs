@@ -28,16 +28,100 @@ use crate::template::{Template, TemplateError};
 pub struct LockOptions {
     /// `None`: the default template, shared and parsed once.
     template: Option<Result<Template, TemplateError>>,
-    wait: Option<Duration>,
+    pub(crate) wait: Option<Duration>,
+    pub(crate) shared: bool,
+    pub(crate) mode: Option<u32>,
+    pub(crate) log_refusal: Option<log::Level>,
 }
 
 impl LockOptions {
-    /// The defaults: the content template `{pid};{hostname}`, and no waiting.
+    /// The defaults: an exclusive lock, the content template
+    /// `{pid};{hostname}`, no waiting, a new file created with mode `0o644`
+    /// less the umask, and a refusal logged at `ERROR`.
+    ///
+    /// Like [`std::fs::OpenOptions`], the setters borrow the options, so a
+    /// chain that ends in a setter cannot be kept in a `let`
+    /// (`let o = LockOptions::new().wait(..);` borrows a temporary that is
+    /// dropped at once). Keep the options first, then set them:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pidlockfile::LockOptions;
+    ///
+    /// let mut options = LockOptions::new();
+    /// options.wait(Duration::from_secs(5)).log_refusal(None);
+    /// # let dir = tempfile::tempdir()?;
+    /// let lock = options.lock(dir.path().join("LOCK"))?;
+    /// # drop(lock);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> LockOptions {
         LockOptions {
             template: None,
             wait: None,
+            shared: false,
+            mode: None,
+            log_refusal: Some(log::Level::Error),
         }
+    }
+
+    /// Takes a shared (reader) lock instead of an exclusive one: any number
+    /// of processes hold it together, and it excludes an exclusive holder,
+    /// as `flock(LOCK_SH)`, `std::fs::File::lock_shared` and fasteners'
+    /// reader lock do. A shared holder writes nothing into the file (several
+    /// readers cannot all sign one line) and leaves its bytes as they were;
+    /// it may hold a lock file that it can only read.
+    ///
+    /// A lock is neither upgradeable nor reentrant. Each [`LockFile`] has a
+    /// descriptor of its own, so an exclusive lock asked for by a process
+    /// that holds a shared one is refused like anyone's (the refusal names
+    /// this process); release the shared lock first, knowing that another
+    /// process may take the lock in between (`flock(2)` itself converts a
+    /// lock non-atomically, by releasing it first). A second shared lock in
+    /// the same process is simply another reader. Waiting works as for an
+    /// exclusive lock. On Windows it is `LockFileEx` without
+    /// `LOCKFILE_EXCLUSIVE_LOCK` on the same byte.
+    ///
+    /// ```
+    /// use pidlockfile::{LockError, LockOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let mut reader = LockOptions::new();
+    /// reader.shared(true);
+    /// let first = reader.lock(&path)?;
+    /// let second = reader.lock(&path)?; // readers share
+    /// let writer = LockOptions::new().lock(&path);
+    /// assert!(matches!(writer, Err(LockError::Locked { .. })));
+    /// # drop((first, second));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shared(&mut self, shared: bool) -> &mut LockOptions {
+        self.shared = shared;
+        self
+    }
+
+    /// The Unix permission bits of a lock file this call creates, applied
+    /// exactly as given (not reduced by the umask, as Python filelock's
+    /// `mode` does), for a lock that several users share: `0o666` lets any
+    /// user take it. An existing file keeps its mode. Ignored on Windows.
+    ///
+    /// A lock file shared between users belongs in a directory that they
+    /// may all write to and that is not world-writable and sticky (there a
+    /// file owned by another user is refused: see the crate's docs).
+    pub fn mode(&mut self, mode: u32) -> &mut LockOptions {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// The level of the one record a refusal logs (target `pidlockfile`),
+    /// or `None` for no record at all: a single-instance cron job is refused
+    /// by design every time. The default is `ERROR`, as zc.lockfile logged
+    /// it. The record of a [wait](LockOptions::wait) (`INFO`) is not
+    /// affected.
+    pub fn log_refusal(&mut self, level: Option<log::Level>) -> &mut LockOptions {
+        self.log_refusal = level;
+        self
     }
 
     /// Waits up to `limit` for a lock held elsewhere, instead of failing at
@@ -52,7 +136,12 @@ impl LockOptions {
     ///
     /// When `limit` passes, [`lock`](LockOptions::lock) returns
     /// [`LockError::TimedOut`]; the waiter then holds nothing and has closed
-    /// its descriptor. A zero `limit` tries once, as without `wait`.
+    /// its descriptor. A zero `limit` tries once, as without `wait`;
+    /// `Duration::MAX` waits for as long as it takes.
+    ///
+    /// Waiting for a lock that this same process holds (through another
+    /// [`LockFile`]) waits until `limit` passes, since a lock is not
+    /// reentrant; the error then says the lock is held by this process.
     ///
     /// ```
     /// use std::time::Duration;
@@ -113,8 +202,8 @@ impl LockOptions {
     pub fn lock(&self, path: impl AsRef<Path>) -> Result<LockFile, LockError> {
         let path = path.as_ref();
         match &self.template {
-            None => LockFile::acquire(path, Template::default_ref(), self.wait),
-            Some(Ok(template)) => LockFile::acquire(path, template, self.wait),
+            None => LockFile::acquire(path, Template::default_ref(), self),
+            Some(Ok(template)) => LockFile::acquire(path, template, self),
             Some(Err(e)) => Err(LockError::Template {
                 path: path.to_owned(),
                 source: e.clone(),

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use crate::holder::MAX_HOLDER_BYTES;
+
 /// The template used when none is given: the holder's pid and hostname.
 const DEFAULT_TEMPLATE: &str = "{pid};{hostname}";
 
@@ -75,7 +77,26 @@ impl Template {
         if !text.is_empty() {
             parts.push(Part::Text(text));
         }
-        Ok(Template { parts })
+        let template = Template { parts };
+        if template.longest_line() > MAX_HOLDER_BYTES {
+            return Err(error(TemplateErrorReason::TooLong));
+        }
+        Ok(template)
+    }
+
+    /// The longest line this template can render: with a pid of 10 digits
+    /// and a hostname of 255 bytes, the most `gethostname(2)` gives.
+    fn longest_line(&self) -> usize {
+        let rendered: usize = self
+            .parts
+            .iter()
+            .map(|part| match part {
+                Part::Text(text) => text.len(),
+                Part::Pid => 10,
+                Part::Hostname => 255,
+            })
+            .sum();
+        rendered + 2 // the leading space and the newline
     }
 
     /// Whether rendering needs the hostname (so that it is looked up only then).
@@ -123,6 +144,7 @@ enum TemplateErrorReason {
     Unclosed,
     UnmatchedClose,
     LineBreak,
+    TooLong,
 }
 
 impl TemplateError {
@@ -150,6 +172,11 @@ impl fmt::Display for TemplateError {
             TemplateErrorReason::LineBreak => write!(
                 f,
                 "it contains a line break, but the holder is one line of the lock file"
+            ),
+            TemplateErrorReason::TooLong => write!(
+                f,
+                "its line could exceed {MAX_HOLDER_BYTES} bytes (counting 10 for {{pid}} \
+                 and 255 for {{hostname}}), the most a lock file's holder line holds"
             ),
         }
     }
@@ -213,6 +240,15 @@ mod tests {
         assert!(reject("{pid").contains("not closed"));
         assert!(reject("pid}").contains("has no '{'"));
         assert!(reject("{pid}}").contains("has no '{'"));
+    }
+
+    #[test]
+    fn templates_whose_line_could_exceed_the_bound_are_refused() {
+        let longest = "x".repeat(MAX_HOLDER_BYTES - 2 - 10 - 255);
+        assert!(Template::parse(&format!("{longest}{{pid}}{{hostname}}")).is_ok());
+        let message = reject(&format!("{longest}x{{pid}}{{hostname}}"));
+        assert!(message.contains("could exceed 4096 bytes"), "{message}");
+        assert!(reject(&"{hostname}".repeat(17)).contains("could exceed"));
     }
 
     #[test]

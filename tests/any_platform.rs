@@ -156,3 +156,49 @@ fn the_file_holds_a_space_the_pid_and_the_hostname() {
     assert_eq!(pid, std::process::id().to_string());
     assert!(!host.is_empty());
 }
+
+#[test]
+fn a_held_lock_file_deleted_or_moved_is_noticed_or_cannot_be_touched() {
+    // Unix: nothing stops the deletion, and the holder can find out.
+    // Windows: the file is open without FILE_SHARE_DELETE, so neither
+    // deleting nor renaming it succeeds while it is held.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let moved = dir.path().join("LOCK.old");
+    let lock = LockFile::lock(&path).unwrap();
+    assert!(lock.is_at_path().unwrap());
+    let renamed = std::fs::rename(&path, &moved);
+    let removed = std::fs::remove_file(&path);
+    if cfg!(windows) {
+        assert!(
+            renamed.is_err() && removed.is_err(),
+            "{renamed:?} {removed:?}"
+        );
+        assert!(lock.is_at_path().unwrap());
+    } else {
+        renamed.unwrap();
+        assert_eq!(removed.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        assert!(!lock.is_at_path().unwrap());
+    }
+    lock.close().unwrap();
+}
+
+#[test]
+fn readers_share_the_lock_and_exclude_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let mut reader = pidlockfile::LockOptions::new();
+    reader.shared(true).log_refusal(None);
+    let first = reader.lock(&path).unwrap();
+    let second = reader.lock(&path).unwrap();
+    let writer = pidlockfile::LockOptions::new()
+        .log_refusal(None)
+        .lock(&path);
+    assert!(
+        matches!(writer, Err(LockError::Locked { .. })),
+        "{writer:?}"
+    );
+    drop((first, second));
+    LockFile::lock(&path).unwrap().close().unwrap();
+    assert!(reader.lock(&path).is_ok());
+}

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::ErrorKind;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, OpenOptionsExt};
 use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
@@ -296,4 +296,137 @@ fn a_write_that_fails_part_way_leaves_no_torn_holder() {
         "a torn line would name a pid that never held the lock"
     );
     drop(LockFile::lock(&path).expect("the failed holder released the lock"));
+}
+
+#[test]
+fn a_hard_link_to_another_file_is_refused_and_that_file_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger");
+    let path = dir.path().join("LOCK");
+    let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&ledger, &data).unwrap();
+    std::fs::hard_link(&ledger, &path).unwrap();
+    let (source, message) = io_error(&path);
+    assert_eq!(source.kind(), ErrorKind::InvalidInput, "{message}");
+    assert!(message.contains("the file has 2 hard links"), "{message}");
+    assert_eq!(std::fs::read(&ledger).unwrap(), data);
+    // The zc.lockfile-sized case of the report: 27,000 bytes survive too.
+    let big: Vec<u8> = (0..27_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&ledger, &big).unwrap();
+    let (_, message) = io_error(&path);
+    assert!(message.contains("the file has 2 hard links"), "{message}");
+    assert_eq!(std::fs::read(&ledger).unwrap(), big);
+}
+
+#[test]
+fn a_data_file_at_the_lock_path_is_refused_for_its_size_and_kept() {
+    // Users of fs2, fd-lock or std's File::lock lock the data file itself.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.db");
+    let file = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut &file, b"SQLite format 3\0").unwrap();
+    file.set_len(2 << 30).unwrap(); // 2 GiB, sparse
+                                    // Its own user holds an fs2 lock on it; that changes nothing.
+    fs2::FileExt::try_lock_exclusive(&file).unwrap();
+    let (source, message) = io_error(&path);
+    assert_eq!(source.kind(), ErrorKind::InvalidInput, "{message}");
+    assert!(
+        message.contains("the file holds 2147483648 bytes, more than any lock file (8192 at most)")
+            && message.contains("does not look like a lock file"),
+        "{message}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 << 30);
+    let mut head = [0u8; 16];
+    std::io::Read::read_exact(&mut &std::fs::File::open(&path).unwrap(), &mut head).unwrap();
+    assert_eq!(&head, b"SQLite format 3\0");
+}
+
+#[test]
+fn a_lock_file_planted_by_another_user_in_a_sticky_directory_is_refused() {
+    if unsafe { libc::geteuid() } != 0 {
+        common::not_run(
+            "a_lock_file_planted_by_another_user_in_a_sticky_directory_is_refused",
+            "needs root to chown",
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = tmp.join("app.lock");
+    std::fs::write(&path, " 1;forged\n").unwrap();
+    std::os::unix::fs::chown(&path, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+
+    let (source, message) = io_error(&path);
+    assert_eq!(source.kind(), ErrorKind::PermissionDenied, "{message}");
+    assert!(
+        message
+            .contains("owned by user \"nobody\" (uid 65534), in a world-writable sticky directory"),
+        "{message}"
+    );
+    assert_eq!(bytes(&path), b" 1;forged\n");
+
+    // Our own file there is ours to lock; so is another user's file in a
+    // directory that is not world-writable.
+    std::fs::remove_file(&path).unwrap();
+    LockFile::lock(&path).unwrap().close().unwrap();
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    let theirs = private.join("app.lock");
+    std::fs::write(&theirs, "").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+    LockFile::lock(&theirs).unwrap().close().unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_terminal_at_the_lock_path_is_refused_and_does_not_become_ours() {
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+    assert!(master >= 0);
+    assert_eq!(unsafe { libc::grantpt(master) }, 0);
+    assert_eq!(unsafe { libc::unlockpt(master) }, 0);
+    let mut name = [0 as libc::c_char; 64];
+    assert_eq!(
+        unsafe { libc::ptsname_r(master, name.as_mut_ptr(), name.len()) },
+        0
+    );
+    let tty = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let said = run(helper_command("lock-as-session-leader", Path::new(&tty)));
+    unsafe { libc::close(master) };
+    assert!(
+        said.line("error")
+            .contains("is a character device, not a regular file"),
+        "{said:?}"
+    );
+    assert_eq!(said.line("tty_nr"), "0", "the terminal became the helper's");
+}
+
+#[test]
+fn a_fifo_someone_else_flocks_is_refused_as_a_fifo_not_as_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+    let theirs = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap();
+    fs2::FileExt::try_lock_exclusive(&theirs).unwrap();
+    let (source, message) = without_hanging({
+        let path = path.clone();
+        move || io_error(&path)
+    });
+    assert_eq!(source.kind(), ErrorKind::InvalidInput, "{message}");
+    assert!(
+        message.contains("is a FIFO, not a regular file"),
+        "{message}"
+    );
 }

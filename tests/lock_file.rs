@@ -208,6 +208,28 @@ fn a_child_forked_while_holding_does_not_keep_the_lock_after_drop() {
 }
 
 #[test]
+fn a_child_forked_while_holding_that_drops_its_copy_leaves_the_parent_holding() {
+    // The daemonize pattern and worker processes: the child's drop must
+    // only close its descriptor, not unlock the lock the parent holds.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold-then-fork-child-drops", &path);
+    assert!(
+        holder.first_line.ends_with(" dropped"),
+        "{}",
+        holder.first_line
+    );
+    let refused = try_lock_elsewhere(&path);
+    assert_eq!(
+        refused.line("refused"),
+        holder.pid.to_string(),
+        "{refused:?}"
+    );
+    assert!(holder.release().success());
+    assert_eq!(try_lock_elsewhere(&path).status.code(), Some(0));
+}
+
+#[test]
 fn a_program_started_by_the_holder_does_not_inherit_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
@@ -238,4 +260,44 @@ fn lock_file_is_send_and_sync_and_debug() {
     let dir = tempfile::tempdir().unwrap();
     let lock = LockFile::lock(dir.path().join("LOCK")).unwrap();
     assert!(format!("{lock:?}").contains("LOCK"));
+}
+
+#[test]
+fn a_lock_file_created_with_mode_0o666_can_be_taken_by_another_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    // The umask would make 0o666 into 0o644; the mode is applied exactly.
+    let old_umask = unsafe { libc::umask(0o022) };
+    let lock = LockOptions::new().mode(0o666).lock(&path);
+    unsafe { libc::umask(old_umask) };
+    lock.unwrap().close().unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o666);
+
+    let Some(command) = common::helper_command_as_nobody(
+        "hold",
+        &path,
+        dir.path(),
+        "a_lock_file_created_with_mode_0o666_can_be_taken_by_another_user",
+    ) else {
+        return;
+    };
+    let nobody = Holding::start_with(command);
+    assert_eq!(
+        Holder::read(&path).unwrap().unwrap().pid(),
+        Some(nobody.pid)
+    );
+    assert!(nobody.release().success());
+
+    // An existing file keeps its mode.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    LockOptions::new()
+        .mode(0o666)
+        .lock(&path)
+        .unwrap()
+        .close()
+        .unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o600);
 }

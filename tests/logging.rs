@@ -65,7 +65,7 @@ fn a_refusal_logs_one_error_naming_the_file_and_the_pid() {
             log::Level::Error,
             "pidlockfile".to_owned(),
             format!(
-                "Error locking file {}; pid={me}; held by pid {me} on host {}",
+                "Error locking file {}; pid={me}; held by this process, pid {me} on host {}",
                 display(&path),
                 hostname(),
             )
@@ -117,7 +117,7 @@ fn a_waiter_logs_one_info_record_however_often_it_retries() {
         .unwrap_err();
     assert!(matches!(err, pidlockfile::LockError::TimedOut { .. }));
 
-    let held = format!("held by pid {me} on host {}", hostname());
+    let held = format!("held by this process, pid {me} on host {}", hostname());
     assert_eq!(
         records_about(&display(&path)),
         vec![
@@ -148,4 +148,60 @@ fn a_path_cannot_forge_a_log_line() {
     let records = records_about("LOCK\\nINFO all is well");
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(!records[0].2.contains('\n'), "{records:?}");
+}
+
+#[test]
+fn the_refusals_record_can_be_set_to_any_level_or_turned_off() {
+    records_about("");
+    let dir = tempfile::tempdir().unwrap();
+    let held_path = dir.path().join("LOCK");
+    let _held = LockFile::lock(&held_path).unwrap();
+    let path = display(&held_path);
+
+    let _ = LockOptions::new()
+        .log_refusal(None)
+        .lock(&held_path)
+        .unwrap_err();
+    assert!(
+        records_about(&path).is_empty(),
+        "{:?}",
+        records_about(&path)
+    );
+
+    let _ = LockOptions::new()
+        .log_refusal(Some(log::Level::Info))
+        .lock(&held_path)
+        .unwrap_err();
+    let records = records_about(&path);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].0, log::Level::Info);
+    assert!(
+        records[0].2.starts_with("Error locking file "),
+        "{records:?}"
+    );
+
+    let _ = LockFile::lock(&held_path).unwrap_err();
+    let records = records_about(&path);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[1].0, log::Level::Error, "the default stays ERROR");
+}
+
+#[test]
+fn a_quiet_refusal_still_logs_the_wait() {
+    records_about("");
+    let dir = tempfile::tempdir().unwrap();
+    let held_path = dir.path().join("LOCK");
+    let _held = LockFile::lock(&held_path).unwrap();
+    let _ = LockOptions::new()
+        .log_refusal(None)
+        .wait(std::time::Duration::from_millis(30))
+        .lock(&held_path)
+        .unwrap_err();
+    let records = records_about(&display(&held_path));
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].0, log::Level::Info);
+    assert!(
+        records[0].2.starts_with("Blocking waiting for file lock"),
+        "{records:?}"
+    );
 }

@@ -82,3 +82,44 @@ fn a_holder_killed_while_holding_frees_the_lock_fifty_times_over() {
         lock.close().unwrap();
     }
 }
+
+#[test]
+fn workers_never_overlap_while_another_process_deletes_and_replaces_the_lock_file() {
+    let (workers, per_worker) = (4, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let replacer = common::Listening::start(helper_command("replacer", &path));
+    // Half wait (and so hold descriptors of files that get deleted), half
+    // retry refusals (and so race an open against a replacement).
+    let handles: Vec<_> = (0..workers)
+        .map(|i| {
+            let role = ["marker-worker", "marker-worker-no-wait"][i % 2];
+            let mut command = helper_command(role, &path);
+            rounds(&mut command, per_worker);
+            std::thread::spawn(move || run(command))
+        })
+        .collect();
+    let mut overlaps = 0;
+    for handle in handles {
+        let said = handle.join().unwrap();
+        assert!(said.status.success(), "{said:?}");
+        let (ran, seen) = said.line("done").split_once(" overlaps ").unwrap();
+        assert_eq!(ran.parse::<usize>().unwrap(), per_worker);
+        overlaps += seen.parse::<usize>().unwrap();
+    }
+    let mut replacer = replacer;
+    replacer.hang_up();
+    let replaced = replacer
+        .said_within(Duration::from_secs(60))
+        .expect("the replacer says how often it replaced the file");
+    assert!(replacer.finish().success());
+    let rounds = workers * per_worker;
+    println!(
+        "stress with a replacer: {workers} workers x {per_worker} rounds, the lock file {replaced} times\n\
+         {} passed, {overlaps} failed",
+        rounds - overlaps.min(rounds)
+    );
+    assert_eq!(overlaps, 0, "two holders at once, counted by the marker");
+    let times: usize = replaced.trim_start_matches("replaced ").parse().unwrap();
+    assert!(times > 0, "the replacer never got a turn");
+}

@@ -102,6 +102,42 @@ fn we_are_refused_while_zc_lockfile_holds_and_name_its_pid() {
     }
 }
 
+#[test]
+fn zc_lockfile_reads_and_replaces_a_file_with_our_release_mark() {
+    let test = "zc_lockfile_reads_and_replaces_a_file_with_our_release_mark";
+    if !zc_lockfile_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    LockFile::lock(&path).unwrap().close().unwrap();
+    assert!(pidlockfile::Holder::read(&path)
+        .unwrap()
+        .unwrap()
+        .released());
+    // zc.lockfile's readers read the first line; its locker replaces the file.
+    let script = r#"
+import sys, zc.lockfile
+with open(sys.argv[1]) as f:
+    f.seek(1)
+    print("first line", f.readline().strip())
+lock = zc.lockfile.LockFile(sys.argv[1], content_template='{pid};{hostname}')
+lock.close()
+"#;
+    let out = python(script, &path).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let expected = format!("first line {};{}\n", std::process::id(), hostname());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    let lock = LockFile::lock(&path).unwrap();
+    let previous = lock.previous().unwrap();
+    assert_ne!(
+        previous.file_pid(),
+        Some(std::process::id()),
+        "zc.lockfile's content"
+    );
+    assert!(!previous.released(), "zc.lockfile marks no release");
+}
+
 fn hostname() -> String {
     let out = Command::new("python3")
         .args(["-c", "import socket; print(socket.gethostname())"])

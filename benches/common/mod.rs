@@ -39,6 +39,26 @@ pub struct Measured {
     pub median_ns: f64,
     pub ratio: f64,
     pub allocations: f64,
+    /// Nanoseconds per operation in each round, for ratios to other cases.
+    pub per_round_ns: Vec<f64>,
+}
+
+/// The median per-round ratio of case `name` to case `floor`.
+pub fn ratio_between(results: &[Measured], name: &str, floor: &str) -> f64 {
+    let find = |n: &str| {
+        results
+            .iter()
+            .find(|m| m.name == n)
+            .expect("a measured case")
+    };
+    let (case, floor) = (find(name), find(floor));
+    median(
+        case.per_round_ns
+            .iter()
+            .zip(&floor.per_round_ns)
+            .map(|(c, f)| c / f)
+            .collect(),
+    )
 }
 
 /// Runs `cases` (the first is the floor) for `rounds` rounds of `batch`
@@ -68,6 +88,7 @@ pub fn measure(cases: &mut [Case], rounds: usize, batch: usize) -> Vec<Measured>
             median_ns: median(ns[i].clone()),
             ratio: median((0..rounds).map(|r| ns[i][r] / ns[0][r]).collect()),
             allocations: allocations[i] as f64 / (rounds * batch) as f64,
+            per_round_ns: ns[i].clone(),
         })
         .collect()
 }

@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::common::{bench_dir, machine, measure, report, Case, CountingAllocator};
+use crate::common::{bench_dir, machine, measure, ratio_between, report, Case, CountingAllocator};
 use pidlockfile::{LockError, LockFile};
 
 #[global_allocator]
@@ -27,6 +27,7 @@ pub fn main() {
     );
     uncontended(&path);
     refused(&path);
+    stale_refused(dir.path());
 }
 
 /// The floor's open: `open(O_RDWR|O_CREAT|O_CLOEXEC, 0644)`.
@@ -40,9 +41,46 @@ unsafe fn open_raw(path: &CString) -> libc::c_int {
     fd
 }
 
+/// The inode the path names now, asked as std's `symlink_metadata` asks:
+/// `statx` on Linux, `lstat` elsewhere.
+#[allow(clippy::unnecessary_cast)]
+unsafe fn path_inode(path: &CString) -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut stat = std::mem::zeroed::<libc::statx>();
+        let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT;
+        let mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
+        assert_eq!(
+            libc::statx(libc::AT_FDCWD, path.as_ptr(), flags, mask, &mut stat),
+            0
+        );
+        stat.stx_ino
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut stat = std::mem::zeroed::<libc::stat>();
+        assert_eq!(libc::lstat(path.as_ptr(), &mut stat), 0);
+        stat.st_ino as u64
+    }
+}
+
 fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).unwrap()
 }
+
+/// The calls every lock cycle makes, and why: `open` (no link, no blocking,
+/// no controlling terminal, close-on-exec), `fstat` (a regular file with one
+/// link and a lock file's size, checked before locking), `geteuid` (is it
+/// ours, or planted by another user?), `flock`, `lstat` of
+/// the path (it still names the locked file), `pread` (the previous holder,
+/// for `previous()`), `getpid` (whose content, and who may unlock),
+/// `ftruncate` and `pwrite` (the content), then on release `getpid` (only the
+/// process that locked unlocks), `pwrite` of the clean-release mark,
+/// `flock(LOCK_UN)`, `close`.
+const SAME_CALLS: &str = "floor: libc open, fstat, geteuid, flock, lstat, pread, getpid, \
+     ftruncate, pwrite, getpid, pwrite (release mark), unlock, close";
+const BARE: &str = "bare floor: libc open, flock, pwrite, ftruncate, unlock, close";
+const CYCLE: &str = "pidlockfile: LockFile::lock, close";
 
 fn uncontended(path: &Path) {
     drop(LockFile::lock(path).unwrap()); // an existing lock file, with content
@@ -50,7 +88,46 @@ fn uncontended(path: &Path) {
     let content = std::fs::read(path).unwrap();
     let mut cases = vec![
         Case {
-            name: "floor: libc open, flock, pwrite, ftruncate, unlock, close",
+            name: SAME_CALLS,
+            run: Box::new(|| unsafe {
+                let fd = libc::open(
+                    c_path.as_ptr(),
+                    libc::O_RDWR
+                        | libc::O_CREAT
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW
+                        | libc::O_NONBLOCK
+                        | libc::O_NOCTTY,
+                    0o644,
+                );
+                assert!(fd >= 0);
+                let mut stat = std::mem::zeroed::<libc::stat>();
+                assert_eq!(libc::fstat(fd, &mut stat), 0);
+                assert!(stat.st_nlink == 1 && stat.st_size < 8192);
+                assert_eq!(stat.st_uid, libc::geteuid());
+                assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), 0);
+                assert_eq!(path_inode(&c_path), stat.st_ino as u64);
+                // The previous holder's line, into a small inline buffer.
+                let mut previous = [0u8; 96];
+                assert!(libc::pread(fd, previous.as_mut_ptr().cast(), previous.len(), 0) > 0);
+                assert!(libc::getpid() > 0);
+                assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
+                let n = libc::pwrite(fd, content.as_ptr().cast(), content.len(), 0);
+                assert_eq!(n, content.len() as isize);
+                // Only the process that took the lock marks its release.
+                assert!(libc::getpid() > 0);
+                let mark = b"released 4242\n";
+                let at = content.len() as libc::off_t;
+                assert_eq!(
+                    libc::pwrite(fd, mark.as_ptr().cast(), mark.len(), at),
+                    mark.len() as isize
+                );
+                assert_eq!(libc::flock(fd, libc::LOCK_UN), 0);
+                libc::close(fd);
+            }),
+        },
+        Case {
+            name: BARE,
             run: Box::new(|| unsafe {
                 let fd = open_raw(&c_path);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), 0);
@@ -62,7 +139,7 @@ fn uncontended(path: &Path) {
             }),
         },
         Case {
-            name: "pidlockfile: LockFile::lock, close",
+            name: CYCLE,
             run: Box::new(|| LockFile::lock(path).unwrap().close().unwrap()),
         },
         Case {
@@ -82,16 +159,42 @@ fn uncontended(path: &Path) {
     report(
         "Uncontended cycle: lock an existing lock file, then release it",
         &results,
-        &[("pidlockfile: LockFile::lock, close", 1.2)],
+        &[(CYCLE, 1.1)],
+    );
+    println!(
+        "\nThe cycle against the bare floor (no checks): {:.2}x; the checks' calls alone \
+         (same-calls floor against the bare floor): {:.2}x.",
+        ratio_between(&results, CYCLE, BARE),
+        ratio_between(&results, SAME_CALLS, BARE),
     );
 }
 
 fn refused(path: &Path) {
-    let _held = LockFile::lock(path).unwrap(); // another descriptor holds it, naming this process
+    // Another process holds the lock and names itself: the common refusal.
+    let holder = HoldingChild::start(path);
     let c_path = c_path(path);
+    let holder_pid = holder.pid;
+    let stat_path = CString::new(format!("/proc/{holder_pid}/stat")).unwrap();
     let mut cases = vec![
         Case {
-            name: "floor: libc open, flock (EWOULDBLOCK), pread, close",
+            name: "floor: libc open, flock (EWOULDBLOCK), pread, fstat, open+read+close /proc/<pid>/stat, close",
+            run: Box::new(|| unsafe {
+                let fd = open_raw(&c_path);
+                assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
+                let mut buf = [0u8; 4096];
+                assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
+                let mut stat: libc::stat = std::mem::zeroed();
+                assert_eq!(libc::fstat(fd, &mut stat), 0);
+                let proc_fd = libc::open(stat_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                assert!(proc_fd >= 0);
+                let mut stat_buf = [0u8; 512];
+                assert!(libc::read(proc_fd, stat_buf.as_mut_ptr().cast(), stat_buf.len()) > 0);
+                libc::close(proc_fd);
+                libc::close(fd);
+            }),
+        },
+        Case {
+            name: "bare floor: libc open, flock (EWOULDBLOCK), pread, close",
             run: Box::new(|| unsafe {
                 let fd = open_raw(&c_path);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
@@ -104,35 +207,179 @@ fn refused(path: &Path) {
             name: "pidlockfile: refused, holder named, no logger",
             run: Box::new(|| {
                 log::set_max_level(log::LevelFilter::Off);
-                refuse(path);
+                refuse(path, Some(holder_pid));
             }),
         },
         Case {
             name: "pidlockfile: refused, holder named, discarding logger",
             run: Box::new(|| {
                 log::set_max_level(log::LevelFilter::Trace);
-                refuse(path);
+                refuse(path, Some(holder_pid));
             }),
         },
     ];
     log::set_logger(&Discard).unwrap();
+    let reads = pidlockfile::__lock_table_reads();
     let results = measure(&mut cases, ROUNDS, BATCH);
+    assert_eq!(
+        pidlockfile::__lock_table_reads(),
+        reads,
+        "the common refusal read /proc/locks"
+    );
     log::set_max_level(log::LevelFilter::Off);
     report(
-        "Refused attempt: the lock is held by another descriptor; the error names the holder",
+        "Refused attempt: another process holds the lock and its content names it; the error names the holder",
         &results,
         &[
-            ("pidlockfile: refused, holder named, no logger", 1.5),
-            ("pidlockfile: refused, holder named, discarding logger", 1.5),
+            ("pidlockfile: refused, holder named, no logger", 1.3),
+            ("pidlockfile: refused, holder named, discarding logger", 1.3),
         ],
+    );
+    drop(cases);
+    drop(holder);
+
+    // This process holds it: the list of held files vouches, one fstat more.
+    let _held = LockFile::lock(path).unwrap();
+    let mut cases = vec![
+        Case {
+            name: "floor: libc open, flock (EWOULDBLOCK), pread, fstat, fstat, close",
+            run: Box::new(|| unsafe {
+                let fd = open_raw(&c_path);
+                assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
+                let mut buf = [0u8; 4096];
+                assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
+                let mut stat: libc::stat = std::mem::zeroed();
+                assert_eq!(libc::fstat(fd, &mut stat), 0);
+                assert_eq!(libc::fstat(fd, &mut stat), 0);
+                libc::close(fd);
+            }),
+        },
+        Case {
+            name: "pidlockfile: refused, held by this process",
+            run: Box::new(|| refuse(path, Some(std::process::id()))),
+        },
+    ];
+    let results = measure(&mut cases, ROUNDS, BATCH);
+    report(
+        "Refused attempt: this process holds the lock",
+        &results,
+        &[("pidlockfile: refused, held by this process", 1.3)],
     );
 }
 
-fn refuse(path: &Path) {
+/// The refusal when the content is stale (it names a dead process) and the
+/// kernel must be asked, with `n` other locks held on the system (beyond
+/// those other processes hold): reading `/proc/locks` grows with them.
+fn stale_refused(dir: &Path) {
+    raise_open_file_limit(1100);
+    let path = dir.join("STALE");
+    std::fs::write(&path, format!(" {}\n", dead_pid())).unwrap();
+    let holder = open_rw(&path);
+    fs2::FileExt::try_lock_exclusive(&holder).unwrap(); // writes nothing, like flock(1)
+    let c_path = c_path(&path);
+    let others_before = std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .count();
+    let mut extra = Vec::new();
+    for n in [10usize, 1000] {
+        while extra.len() < n {
+            let file = open_rw(&dir.join(format!("other-{}", extra.len())));
+            fs2::FileExt::try_lock_exclusive(&file).unwrap();
+            extra.push(file);
+        }
+        let mut cases = vec![
+            Case {
+                name: "floor: libc open, flock (EWOULDBLOCK), pread, close",
+                run: Box::new(|| unsafe {
+                    let fd = open_raw(&c_path);
+                    assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
+                    let mut buf = [0u8; 4096];
+                    assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
+                    libc::close(fd);
+                }),
+            },
+            Case {
+                name: "pidlockfile: refused, stale content, kernel asked",
+                run: Box::new(|| refuse(&path, Some(std::process::id()))),
+            },
+        ];
+        let results = measure(&mut cases, 11, 200);
+        report(
+            &format!(
+                "Refused attempt, stale content: /proc/locks read, with {n} locks held by the \
+                 bench and {others_before} lines in the table before it"
+            ),
+            &results,
+            &[],
+        );
+    }
+}
+
+fn raise_open_file_limit(want: libc::rlim_t) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max.min(want.max(limit.rlim_cur));
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+}
+
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
+/// A forked child that holds the lock through a `LockFile` until dropped.
+struct HoldingChild {
+    pid: u32,
+}
+
+impl HoldingChild {
+    fn start(path: &Path) -> HoldingChild {
+        let mut ready = [0 as libc::c_int; 2];
+        assert_eq!(unsafe { libc::pipe(ready.as_mut_ptr()) }, 0);
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let lock = LockFile::lock(path).unwrap();
+            unsafe {
+                libc::write(ready[1], b"x".as_ptr().cast(), 1);
+                libc::pause();
+            }
+            drop(lock);
+            unsafe { libc::_exit(0) };
+        }
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            unsafe { libc::read(ready[0], byte.as_mut_ptr().cast(), 1) },
+            1
+        );
+        unsafe {
+            libc::close(ready[0]);
+            libc::close(ready[1]);
+        }
+        HoldingChild { pid: child as u32 }
+    }
+}
+
+impl Drop for HoldingChild {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+            libc::waitpid(self.pid as libc::pid_t, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+fn refuse(path: &Path, holder: Option<u32>) {
     match LockFile::lock(path) {
-        Err(LockError::Locked {
-            holder: Some(h), ..
-        }) => assert!(h.pid().is_some()),
+        Err(e @ LockError::Locked { .. }) => {
+            assert_eq!(e.holder().and_then(|h| h.pid()), holder, "{e}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

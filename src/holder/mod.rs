@@ -4,6 +4,7 @@
 mod check;
 mod display;
 mod parse;
+mod tenure;
 
 use std::io;
 use std::path::Path;
@@ -11,13 +12,27 @@ use std::path::Path;
 use crate::sys;
 
 pub(crate) use display::Held;
+pub(crate) use tenure::Tenure;
 
 /// The most bytes of a lock file that are ever read: whatever the file's
 /// size, reading the holder costs one bounded read.
 pub(crate) const MAX_HOLDER_BYTES: usize = 4096;
 
-/// What a lock file says about its holder: the content its holder wrote,
-/// and the pid and hostname read from it.
+/// The most bytes a lock file this crate writes can hold: the holder's line
+/// (at most [`MAX_HOLDER_BYTES`], as the content template is bounded) and
+/// room for what follows it. A larger file is no lock file, and taking a
+/// lock refuses to overwrite it.
+pub(crate) const MAX_FILE_BYTES: u64 = 2 * MAX_HOLDER_BYTES as u64;
+
+/// Who holds a lock: what the lock file says (the line its holder wrote, and
+/// the pid and hostname read from it) and, when it was checked, what was
+/// found (whether that process runs and really holds the lock, and the
+/// kernel's word).
+///
+/// [`pid`](Holder::pid) is the pid of the process that holds the lock as far
+/// as it was checked; [`file_pid`](Holder::file_pid) is the file's own word.
+/// A holder from [`Holder::read`] or [`Holder::parse`] is not checked: it has
+/// only the file's word, and both are the same.
 ///
 /// The content is the file's first line without surrounding white space, so
 /// zc.lockfile's format (` 4242;db1\n`) and a plain pid file (`4242\n`) both
@@ -30,8 +45,11 @@ pub(crate) const MAX_HOLDER_BYTES: usize = 4096;
 /// use pidlockfile::Holder;
 ///
 /// let holder = Holder::parse(b" 4242;db1\n").unwrap();
-/// assert_eq!(holder.pid(), Some(4242));
+/// assert_eq!(holder.file_pid(), Some(4242));
+/// assert_eq!(holder.pid(), Some(4242)); // not checked: the file's word
 /// assert_eq!(holder.hostname(), Some("db1"));
+/// assert!(!holder.released());
+/// assert!(Holder::parse(b" 4242;db1\nreleased 4242\n").unwrap().released());
 ///
 /// let plain_pid_file = Holder::parse(b"4242\n").unwrap();
 /// assert_eq!(plain_pid_file.pid(), Some(4242));
@@ -40,15 +58,19 @@ pub(crate) const MAX_HOLDER_BYTES: usize = 4096;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holder {
-    /// The line, with bytes that are not UTF-8 replaced by U+FFFD.
-    content: Box<str>,
-    /// The line as read, kept only when it is not UTF-8 (so it can be shown
-    /// escaped byte by byte); usually one allocation holds everything.
-    raw: Option<Box<[u8]>>,
+    /// The line as read when it is not UTF-8 (so that it can be shown
+    /// escaped byte by byte), its first `raw_len` bytes; then the line with
+    /// such bytes replaced by U+FFFD. One allocation holds everything.
+    text: Box<[u8]>,
+    /// 0 when the line is UTF-8 and `text` is the line itself.
+    raw_len: u16,
     pid: Option<u32>,
     /// Where the hostname lies in the line's bytes (at most 4 KiB, so
     /// `u16` offsets: a refusal's error stays small).
     hostname: Option<(u16, u16)>,
+    /// The file's second line is the clean-release mark of the process the
+    /// first line names.
+    released: bool,
     /// What was found when the holder was checked: set by a refusal, a
     /// timeout and [`Holder::inspect`]; `Holder::read` leaves it unchecked.
     checked: Checked,
@@ -56,10 +78,53 @@ pub struct Holder {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Checked {
-    /// Whether the file's pid was running then ([`Holder::is_alive`]).
-    alive: Option<bool>,
-    /// The pid the kernel named as holding the lock.
-    kernel_pid: Option<u32>,
+    /// What was found about the process the file names; `None` when it was
+    /// not checked (unchecked, no pid, or another host's).
+    named: Option<Named>,
+    kernel: Kernel,
+    /// Set when the process the kernel names has exited: the processes
+    /// holding the lock through descriptors they inherited (`inspect`, or a
+    /// refusal that asked the kernel). Boxed, so that this rare case costs
+    /// a `Holder` (and every `LockError`) 8 bytes rather than 24.
+    #[allow(clippy::box_collection)]
+    inherited: Option<Box<Vec<u32>>>,
+}
+
+/// What this host says about the process a lock file names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Named {
+    /// It runs, and started before the file was last written.
+    Running,
+    /// It runs, but when it started cannot be known here (no `/proc`, or
+    /// `/proc` hides it): not enough to vouch where the kernel can be asked.
+    RunningSinceUnknown,
+    /// It is the process asking; `holds`: whether it holds this very file
+    /// through a `LockFile` (`None`: cannot tell).
+    ThisProcess {
+        holds: Option<bool>,
+    },
+    NotRunning,
+    /// It has exited and not been reaped: it holds no file.
+    Zombie,
+    /// A process with that pid runs, but it started after the file was
+    /// written: the pid was reused, and it cannot have written the file.
+    StartedAfter,
+}
+
+/// What the kernel was asked, and said.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Kernel {
+    /// The cheap checks vouched for the file's content, or nobody checked.
+    #[default]
+    NotAsked,
+    /// There is no table of lock holders to ask (not Linux, no `/proc`), or
+    /// it names the holder only as outside this pid namespace.
+    Unavailable,
+    /// Nobody holds the lock.
+    Nobody,
+    /// The process with this pid holds it (the first exclusive or shared
+    /// holder the table lists).
+    Pid(u32),
 }
 
 impl Holder {
@@ -83,13 +148,36 @@ impl Holder {
     /// Reads the holder from a lock file that is already open.
     pub(crate) fn read_from(file: &std::fs::File) -> io::Result<Option<Holder>> {
         let mut head = [0; MAX_HOLDER_BYTES];
-        let len = read_head(file, &mut head)?;
+        let len = read_head(file, &mut head, 2)?;
         Ok(Holder::parse(&head[..len]))
     }
 
-    /// The pid the file names, if its first field is one.
-    pub fn pid(&self) -> Option<u32> {
+    /// The pid the file names, if its first field is one: the file's own
+    /// word, whoever holds the lock now.
+    pub fn file_pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Whether the process the file names released the lock cleanly: its
+    /// `close` or `Drop` ran in the process that took the lock, and marked
+    /// the file (a second line, `released <pid>`, after the holder's line).
+    /// `false` when the holder was killed, crashed or lost power, when it
+    /// still holds the lock, and when the content was written by a tool
+    /// that does not mark releases (zc.lockfile, `flock(1)`).
+    ///
+    /// ```
+    /// use pidlockfile::{Holder, LockFile};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("LOCK");
+    /// let lock = LockFile::lock(&path)?;
+    /// assert!(!Holder::read(&path)?.unwrap().released());
+    /// lock.close()?;
+    /// assert!(Holder::read(&path)?.unwrap().released());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn released(&self) -> bool {
+        self.released
     }
 
     /// The hostname the file names, if it has a second field.
@@ -100,13 +188,17 @@ impl Holder {
 
     /// The line's bytes as read.
     pub(super) fn bytes(&self) -> &[u8] {
-        self.raw.as_deref().unwrap_or(self.content.as_bytes())
+        match self.raw_len {
+            0 => &self.text,
+            len => &self.text[..usize::from(len)],
+        }
     }
 
     /// The holder's line as written, without surrounding white space; bytes
     /// that are not UTF-8 are replaced by U+FFFD.
     pub fn content(&self) -> &str {
-        &self.content
+        // Always UTF-8 past `raw_len`, as parsing made it.
+        std::str::from_utf8(&self.text[usize::from(self.raw_len)..]).unwrap_or_default()
     }
 }
 
@@ -120,16 +212,19 @@ pub(crate) fn open_existing(path: &Path) -> io::Result<Option<std::fs::File>> {
 }
 
 /// Reads the start of the file into `buf` (never more), returning the
-/// length. It stops at the first newline, the end of the holder's line: one
-/// read, nearly always. Where another handle's lock makes byte 0 unreadable
-/// (Windows), it reads from offset 1, past the format's leading space.
-fn read_head(file: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+/// length. It stops once it has `lines` newlines (the holder's line, and
+/// the release mark): one read, nearly always. Where another handle's lock
+/// makes byte 0 unreadable (Windows), it reads from offset 1, past the
+/// format's leading space.
+fn read_head(file: &std::fs::File, buf: &mut [u8], lines: usize) -> io::Result<usize> {
     let mut start = 0;
     let mut len = 0;
     while len < buf.len() {
         match sys::read_at(file, &mut buf[len..], (start + len) as u64) {
             Ok(0) => break,
-            Ok(n) if buf[len..len + n].contains(&b'\n') => return Ok(len + n),
+            Ok(n) if buf[..len + n].iter().filter(|&&b| b == b'\n').count() >= lines => {
+                return Ok(len + n)
+            }
             Ok(n) => len += n,
             Err(e) if start == 0 && len == 0 && sys::is_locked_elsewhere(&e) => start = 1,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -2,25 +2,31 @@
 
 use std::ops::Range;
 
+use super::tenure::RELEASED;
 use super::{Checked, Holder, MAX_HOLDER_BYTES};
 
 impl Holder {
     /// A holder whose file says nothing, for when only the kernel names one.
     pub(super) fn empty() -> Holder {
         Holder {
-            raw: None,
-            content: Box::default(),
+            text: Box::default(),
+            raw_len: 0,
             pid: None,
             hostname: None,
+            released: false,
             checked: Checked::default(),
         }
     }
 
     /// Parses the bytes at the start of a lock file; `None` when they name
-    /// nobody. Never panics; only the first line, and at most 4 KiB, is kept.
+    /// nobody. Never panics; only the first line, and at most 4 KiB, is kept,
+    /// and a second line is read only for the clean-release mark
+    /// ([`Holder::released`]).
     pub fn parse(bytes: &[u8]) -> Option<Holder> {
         let bytes = &bytes[..bytes.len().min(MAX_HOLDER_BYTES)];
-        let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        let mut lines = bytes.split(|&b| b == b'\n');
+        let line = lines.next().unwrap_or_default();
+        let second = lines.next().filter(|_| lines.next().is_some());
         let line = line.trim_ascii();
         if line.is_empty() {
             return None;
@@ -32,17 +38,37 @@ impl Holder {
         let hostname = hostname
             .filter(|at| std::str::from_utf8(&line[at.clone()]).is_ok())
             .map(|at| (at.start as u16, at.end as u16));
-        let (content, raw) = match std::str::from_utf8(line) {
-            Ok(text) => (Box::from(text), None),
-            Err(_) => (String::from_utf8_lossy(line).into(), Some(Box::from(line))),
+        let (text, raw_len) = match std::str::from_utf8(line) {
+            Ok(_) => (Box::from(line), 0),
+            Err(_) => {
+                let mut text = line.to_vec();
+                text.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
+                (text.into_boxed_slice(), line.len() as u16)
+            }
         };
+        let pid = parse_pid(first.trim_ascii());
         Some(Holder {
-            content,
-            raw,
-            pid: parse_pid(first.trim_ascii()),
+            text,
+            raw_len,
+            pid,
             hostname,
+            released: second.is_some_and(|line| is_release_mark(line, pid)),
             checked: Checked::default(),
         })
+    }
+}
+
+/// Whether `line` (a whole line, its newline read) is the release mark of
+/// the holder whose pid is `pid`: `released <pid>`, the pid of the first
+/// line when it names one.
+fn is_release_mark(line: &[u8], pid: Option<u32>) -> bool {
+    let Some(marked) = line.trim_ascii_end().strip_prefix(RELEASED) else {
+        return false;
+    };
+    match (parse_pid(marked), pid) {
+        (Some(marked), Some(pid)) => marked == pid,
+        (Some(_), None) => true,
+        (None, _) => false,
     }
 }
 
@@ -109,6 +135,23 @@ mod tests {
     }
 
     #[test]
+    fn the_release_mark_is_read_from_a_whole_second_line_naming_the_same_pid() {
+        let released = |bytes: &[u8]| Holder::parse(bytes).unwrap().released();
+        assert!(released(b" 1;a\nreleased 1\n"));
+        assert!(released(b" a\nreleased 1\n"), "a line without a pid");
+        assert!(!released(b" 1;a\n"));
+        assert!(!released(b" 1;a\nreleased 2\n"), "another holder's mark");
+        assert!(!released(b" 1;a\nreleased 1"), "a torn mark");
+        assert!(!released(b" 1;a\nreleased\n"));
+        assert!(!released(b" 1;a\nreleased 1x\n"));
+        assert!(!released(b" 1;a\n released 1\n"));
+        assert_eq!(
+            Holder::parse(b" 1;a\nreleased 1\n").unwrap().content(),
+            "1;a"
+        );
+    }
+
+    #[test]
     fn numbers_that_are_no_pid_give_no_pid() {
         for bytes in [
             &b"-5;h"[..],
@@ -122,7 +165,7 @@ mod tests {
             b"1 2;h",
         ] {
             let holder = Holder::parse(bytes).unwrap();
-            assert_eq!(holder.pid(), None, "{bytes:?}");
+            assert_eq!(holder.file_pid(), None, "{bytes:?}");
             assert_eq!(holder.hostname(), Some("h"), "{bytes:?}");
         }
         assert_eq!(

@@ -5,8 +5,11 @@
 //! would hide the holder's pid from everyone else; so, like zc.lockfile, only
 //! byte 0 is locked (`LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY` on
 //! `[0, 1)`), the content starts with a space there, and others read the
-//! holder from offset 1. The file is opened with every share mode, so that
-//! other processes may open it to read it and to lock it.
+//! holder from offset 1. The file is opened to be shared for reading and
+//! writing, so that other processes may open it to read it and to lock it,
+//! but not for deleting: while any process has it open, the lock file cannot
+//! be deleted, renamed or replaced, so the path always names the file that
+//! is locked (on Unix this is checked after locking instead).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -15,11 +18,13 @@ use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use crate::holder::MAX_FILE_BYTES;
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_ACCESS_DENIED, ERROR_LOCK_VIOLATION, HANDLE, STILL_ACTIVE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    LockFileEx, UnlockFile, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ,
+    GetFileInformationByHandle, LockFileEx, UnlockFile, BY_HANDLE_FILE_INFORMATION,
+    FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ,
     FILE_SHARE_WRITE, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
 };
 use windows_sys::Win32::System::SystemInformation::{ComputerNameDnsHostname, GetComputerNameExW};
@@ -27,27 +32,108 @@ use windows_sys::Win32::System::Threading::{
     GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
 };
 
-const SHARE_ALL: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+/// Shared for reading and writing, not for deleting: see the module's docs.
+const SHARE: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE;
+
+/// The identity of a file: its volume and its index on the volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileId {
+    volume: u32,
+    index: u64,
+}
 
 /// Opens or creates the lock file for locking and writing, without
-/// truncating it. A symbolic link is opened as itself, and refused.
-pub(crate) fn open_for_locking(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
+/// truncating it, and checks that it is a file this crate may write into:
+/// a regular file (a symbolic link is opened as itself, and refused) with
+/// one name, no larger than any lock file. `mode` is a Unix notion, ignored
+/// here; a `shared` lock, which writes nothing, falls back to opening for
+/// reading a file it may not write.
+pub(crate) fn open_for_locking(
+    path: &Path,
+    _mode: Option<u32>,
+    shared: bool,
+) -> io::Result<(File, FileId)> {
+    let opened = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
-        .share_mode(SHARE_ALL)
+        .share_mode(SHARE)
         .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
-        .open(path)?;
+        .open(path);
+    let file = match opened {
+        Err(e) if shared && e.kind() == io::ErrorKind::PermissionDenied => open_for_reading(path)?,
+        other => other?,
+    };
     ensure_regular(&file)?;
-    Ok(file)
+    let info = file_information(&file)?;
+    if info.nNumberOfLinks > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the file has {} hard links, so writing the holder would change the \
+                 file under its other names too; a lock file has one name (see \
+                 \"Hard links\" in the crate's documentation)",
+                info.nNumberOfLinks
+            ),
+        ));
+    }
+    let size = (u64::from(info.nFileSizeHigh) << 32) | u64::from(info.nFileSizeLow);
+    if size > MAX_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the file holds {size} bytes, more than any lock file ({MAX_FILE_BYTES} at \
+                 most): it does not look like a lock file, and is left untouched"
+            ),
+        ));
+    }
+    Ok((file, file_id(&info)))
+}
+
+/// Whether `path` still names the file `id`.
+pub(crate) fn is_at_path(id: FileId, path: &Path) -> io::Result<bool> {
+    let file = match OpenOptions::new()
+        .access_mode(0)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    Ok(file_id(&file_information(&file)?) == id)
+}
+
+/// Whether the path named the file just locked: always, since a file that
+/// is open without `FILE_SHARE_DELETE` cannot be deleted or renamed.
+pub(crate) fn locked_file_is_at_path(_: FileId, _: &Path) -> io::Result<bool> {
+    Ok(true)
+}
+
+fn file_information(file: &File) -> io::Result<BY_HANDLE_FILE_INFORMATION> {
+    // SAFETY: fills `info` for an open handle.
+    unsafe {
+        let mut info = std::mem::zeroed();
+        match GetFileInformationByHandle(handle(file), &mut info) {
+            0 => Err(io::Error::last_os_error()),
+            _ => Ok(info),
+        }
+    }
+}
+
+fn file_id(info: &BY_HANDLE_FILE_INFORMATION) -> FileId {
+    FileId {
+        volume: info.dwVolumeSerialNumber,
+        index: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+    }
 }
 
 /// Opens an existing lock file to read its holder, with the same refusals.
 pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
-        .share_mode(SHARE_ALL)
+        .share_mode(SHARE)
         .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
         .open(path)?;
     ensure_regular(&file)?;
@@ -97,10 +183,10 @@ fn lock_first_byte(file: &File, flags: u32) -> io::Result<bool> {
     }
 }
 
-/// Takes the exclusive lock without blocking: `Ok(false)` when another
-/// handle holds it (`ERROR_LOCK_VIOLATION`).
-pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
-    lock_first_byte(file, LOCKFILE_EXCLUSIVE_LOCK)
+/// Takes the exclusive (or shared) lock without blocking: `Ok(false)` when
+/// another handle holds a lock that excludes it (`ERROR_LOCK_VIOLATION`).
+pub(crate) fn try_lock(file: &File, shared: bool) -> io::Result<bool> {
+    lock_first_byte(file, if shared { 0 } else { LOCKFILE_EXCLUSIVE_LOCK })
 }
 
 /// Whether an exclusive lock holds the file now, asked with a shared lock
@@ -157,9 +243,28 @@ pub(crate) fn hostname() -> &'static str {
     })
 }
 
+/// What the process table says about a pid: Windows gives no start time
+/// here, and a process that has exited is not running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProcessState {
+    NotRunning,
+    #[allow(dead_code)] // Unix only: Windows has no zombies
+    Zombie,
+    Running {
+        started: Option<std::time::SystemTime>,
+    },
+}
+
+pub(crate) fn process_state(pid: u32) -> ProcessState {
+    match process_exists(pid) {
+        true => ProcessState::Running { started: None },
+        false => ProcessState::NotRunning,
+    }
+}
+
 /// Whether a process with this pid runs: it can be opened and has not
 /// exited, or opening it is denied (it exists, but is not ours to query).
-pub(crate) fn process_exists(pid: u32) -> bool {
+fn process_exists(pid: u32) -> bool {
     // SAFETY: the handle, when there is one, is closed below.
     unsafe {
         let process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
@@ -173,9 +278,35 @@ pub(crate) fn process_exists(pid: u32) -> bool {
     }
 }
 
-/// Windows has no table of lock holders to ask.
-pub(crate) fn kernel_holder(_: &File) -> Option<u32> {
+/// What is known of an open lock file; Windows checks nothing with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileFacts {
+    pub(crate) modified: Option<std::time::SystemTime>,
+}
+
+/// Nothing is asked on Windows: content naming a running process is believed.
+pub(crate) fn file_facts(_: &File) -> Option<FileFacts> {
     None
+}
+
+/// Windows has no table of lock holders to ask.
+pub(crate) fn lock_holders(_: &File) -> Option<Vec<i64>> {
+    None
+}
+
+/// Windows has no table of lock holders to ask; the probe answers.
+pub(crate) fn is_locked_by_table(_: &File) -> Option<bool> {
+    None
+}
+
+/// Windows shows no process's locks.
+pub(crate) fn holders_by_descriptor(_: &File) -> Vec<u32> {
+    Vec::new()
+}
+
+/// The table of locks is never read on Windows.
+pub(crate) fn lock_table_reads() -> usize {
+    0
 }
 
 /// A waiter retries on its schedule: Windows reports no close of a file

@@ -19,6 +19,8 @@ const TEMPLATE: &str = "PIDLOCKFILE_TEST_TEMPLATE";
 const FILE_SIZE_LIMIT: &str = "PIDLOCKFILE_TEST_FILE_SIZE_LIMIT";
 const CHDIR: &str = "PIDLOCKFILE_TEST_CHDIR_AFTER_LOCKING";
 const ROUNDS: &str = "PIDLOCKFILE_TEST_ROUNDS";
+const WAIT: &str = "PIDLOCKFILE_TEST_WAIT_SECS";
+const SHARED: &str = "PIDLOCKFILE_TEST_SHARED";
 
 /// The uid and gid that permission tests run as: the machines run as root.
 pub const NOBODY: u32 = 65534;
@@ -53,6 +55,26 @@ pub fn play_role() {
     if role == "stress-worker" {
         stress_worker(&path);
     }
+    if role == "marker-worker" || role == "marker-worker-no-wait" {
+        marker_worker(&path, role == "marker-worker");
+    }
+    if role == "replacer" {
+        replacer(&path);
+    }
+    if role == "lock-as-session-leader" {
+        // A new session has no controlling terminal: opening a terminal
+        // without O_NOCTTY would make it ours.
+        assert!(unsafe { libc::setsid() } > 0);
+        match LockFile::lock(&path) {
+            Ok(_) => say("locked"),
+            Err(e) => say(&format!("error {e}")),
+        }
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let tty_nr = after_name.split(' ').nth(4).unwrap();
+        say(&format!("tty_nr {tty_nr}"));
+        std::process::exit(0)
+    }
     if role == "is-alive" {
         let holder = pidlockfile::Holder::read(&path).unwrap().unwrap();
         say(&format!("is-alive {:?}", holder.is_alive()));
@@ -71,6 +93,10 @@ pub fn play_role() {
     if let Ok(template) = std::env::var(TEMPLATE) {
         options.content_template(&template);
     }
+    if let Ok(secs) = std::env::var(WAIT) {
+        options.wait(std::time::Duration::from_secs(secs.parse().unwrap()));
+    }
+    options.shared(std::env::var_os(SHARED).is_some());
     let lock = match options.lock(&path) {
         Ok(lock) => lock,
         Err(LockError::Locked { holder, .. }) => {
@@ -96,6 +122,26 @@ pub fn play_role() {
         "hold" => {
             say(&format!("locked {}", std::process::id()));
             wait_for_eof();
+        }
+        "hold-then-fork-child-drops" => {
+            // The child drops its copy of the LockFile and exits; the parent
+            // says so once it has reaped the child, still holding the lock.
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                drop(lock);
+                unsafe { libc::_exit(0) };
+            }
+            let mut status = 0;
+            assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            say(&format!(
+                "locked {} child {child} dropped",
+                std::process::id()
+            ));
+            wait_for_eof();
+            lock.close().expect("release");
+            say("released");
+            std::process::exit(0)
         }
         "hold-then-fork" | "hold-then-fork-then-drop" => {
             // The child inherits the locked descriptor and outlives our release.
@@ -147,6 +193,91 @@ fn stress_worker(path: &Path) -> ! {
     }
     say(&format!("done {rounds} foreign {foreign}"));
     std::process::exit(0)
+}
+
+/// A worker that proves mutual exclusion with a marker outside the lock
+/// file: `ROUNDS` times, it takes the lock (waiting, or retrying refusals),
+/// creates `occupied` beside it with `O_EXCL`, holds it a moment, removes it
+/// and releases. A marker that already exists means two holders at once.
+fn marker_worker(path: &Path, wait: bool) -> ! {
+    let rounds: usize = std::env::var(ROUNDS).unwrap().parse().unwrap();
+    let marker = path.with_file_name("occupied");
+    let mut overlaps = 0;
+    for _ in 0..rounds {
+        let lock = loop {
+            let mut options = LockOptions::new();
+            if wait {
+                options.wait(std::time::Duration::from_secs(600));
+            }
+            match options.lock(path) {
+                Ok(lock) => break lock,
+                Err(LockError::Locked { .. }) => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+        {
+            Ok(_) => {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                std::fs::remove_file(&marker).unwrap();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => overlaps += 1,
+            Err(e) => panic!("{e}"),
+        }
+        drop(lock);
+    }
+    say(&format!("done {rounds} overlaps {overlaps}"));
+    std::process::exit(0)
+}
+
+/// What a careless operator or a tmp cleaner does to a lock file, between
+/// tenures, until stdin closes: takes the lock, then deletes the file, moves
+/// it away, or replaces it by renaming a new file over it, and releases.
+/// Waiters that had opened the old file then get its lock.
+fn replacer(path: &Path) -> ! {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        wait_for_eof();
+        let _ = tx.send(());
+    });
+    let moved = path.with_extension("old");
+    let fresh = path.with_extension("new");
+    let mut replaced = 0usize;
+    while rx.try_recv().is_err() {
+        let lock = match LockOptions::new()
+            .wait(std::time::Duration::from_secs(600))
+            .lock(path)
+        {
+            Ok(lock) => lock,
+            Err(e) => panic!("{e}"),
+        };
+        match replaced % 3 {
+            0 => std::fs::remove_file(path).unwrap(),
+            1 => std::fs::rename(path, &moved).unwrap(),
+            _ => {
+                std::fs::write(&fresh, "").unwrap();
+                std::fs::rename(&fresh, path).unwrap();
+            }
+        }
+        replaced += 1;
+        drop(lock);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    say(&format!("replaced {replaced}"));
+    std::process::exit(0)
+}
+
+/// Makes a helper take a shared (reader) lock.
+pub fn shared(command: &mut Command) {
+    command.env(SHARED, "1");
+}
+
+/// Makes a helper wait up to `secs` for the lock instead of failing at once.
+pub fn wait_secs(command: &mut Command, secs: u64) {
+    command.env(WAIT, secs.to_string());
 }
 
 /// Makes a helper change its working directory to `dir` once it holds the lock.
@@ -373,4 +504,78 @@ pub fn hostname() -> String {
 /// Keeps a lock file at hand for the whole test.
 pub fn lock_here(path: &Path) -> LockFile {
     LockFile::lock(path).unwrap()
+}
+
+/// A helper whose lines are read by a thread, so that a test can ask
+/// whether it has said something yet without blocking on it.
+pub struct Listening {
+    pub child: Child,
+    pub pid: u32,
+    stdin: Option<ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Listening {
+    pub fn start(mut command: Command) -> Listening {
+        let mut child = command.spawn().unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                if let Some(said) = line.strip_prefix("@@ ") {
+                    if tx.send(said.to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Listening {
+            pid: child.id(),
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// The next line it says within `limit`, if any.
+    pub fn said_within(&self, limit: std::time::Duration) -> Option<String> {
+        self.lines.recv_timeout(limit).ok()
+    }
+
+    /// Closes its stdin: a holder then releases, a replacer stops.
+    pub fn hang_up(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    /// Closes its stdin (a holder then releases) and waits for its exit.
+    pub fn finish(mut self) -> ExitStatus {
+        drop(self.stdin.take());
+        self.child.wait().unwrap()
+    }
+}
+
+/// Waits until process `pid` has the file that `path` names open: a
+/// waiter has opened the lock file and is waiting on it.
+pub fn wait_until_open_in(pid: u32, path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let want = std::fs::metadata(path).unwrap().ino();
+    let fds = PathBuf::from(format!("/proc/{pid}/fd"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let open = std::fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::metadata(fd.path()).is_ok_and(|meta| meta.ino() == want));
+        if open {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} never opened {path:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

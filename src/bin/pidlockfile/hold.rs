@@ -1,38 +1,44 @@
 //! `pidlockfile hold`: hold a lock until told to stop.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use pidlockfile::LockOptions;
-
+use crate::output::print_line;
 use crate::signals::{set_mask, signal_set};
-use crate::{fail, ERROR};
+use crate::{fail, LockArgs, ERROR};
 
-pub fn hold(path: &Path, options: &LockOptions) -> ExitCode {
-    // Blocked before anything else runs, then awaited with sigwait: no
-    // handler, and no window in which a signal kills us holding the lock.
-    let signals = signal_set(&[libc::SIGINT, libc::SIGTERM]);
-    set_mask(libc::SIG_BLOCK, &signals);
-    let lock = match options.lock(path) {
+pub fn hold(args: &LockArgs) -> ExitCode {
+    // While it waits, these signals keep their default action: one of them
+    // ends the wait, and `hold`, without taking the lock.
+    let lock = match args.lock() {
         Ok(lock) => lock,
         Err(e) => return fail(&e),
     };
-    println!(
-        "pidlockfile: holding {:?} as pid {} until SIGINT or SIGTERM",
+    // Blocked, then awaited with sigwait: no handler. One that lands in
+    // between kills us holding the lock, and the kernel releases it.
+    let signals = signal_set(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+    set_mask(libc::SIG_BLOCK, &signals);
+    let announced = print_line(&format!(
+        "pidlockfile: holding {:?} as pid {} until SIGINT, SIGTERM or SIGHUP",
         lock.path(),
         std::process::id()
-    );
+    ));
+    if let Err(code) = announced {
+        // Nobody was told that it is held: do not hold it.
+        if let Err(e) = lock.close() {
+            eprintln!("pidlockfile: {e}");
+        }
+        return code;
+    }
     let mut signal = 0;
     // SAFETY: waits for one of the blocked signals.
     unsafe { libc::sigwait(&signals, &mut signal) };
-    match lock.close() {
-        Ok(()) => {
-            println!("pidlockfile: released {:?}", path);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("pidlockfile: {e}");
-            ExitCode::from(ERROR)
-        }
+    let path = lock.path().to_owned();
+    if let Err(e) = lock.close() {
+        eprintln!("pidlockfile: {e}");
+        return ExitCode::from(ERROR);
+    }
+    match print_line(&format!("pidlockfile: released {path:?}")) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
     }
 }

@@ -3,10 +3,14 @@
 use std::fs::File;
 use std::io;
 
-/// Takes the exclusive lock without blocking: `Ok(false)` when another open
-/// file description holds it.
-pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
-    match fs2::FileExt::try_lock_exclusive(file) {
+/// Takes the exclusive (or shared) lock without blocking: `Ok(false)` when
+/// another open file description holds a lock that excludes it.
+pub(crate) fn try_lock(file: &File, shared: bool) -> io::Result<bool> {
+    let taken = match shared {
+        false => fs2::FileExt::try_lock_exclusive(file),
+        true => fs2::FileExt::try_lock_shared(file),
+    };
+    match taken {
         Ok(()) => Ok(true),
         Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => Ok(false),
         Err(e) => Err(e),

@@ -12,20 +12,19 @@ use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
 pub(crate) use flock::{is_locked, try_lock, unlock};
-pub(crate) use lock_table::kernel_holder;
-pub(crate) use open::{open_for_locking, open_for_reading};
-pub(crate) use process::process_exists;
+pub(crate) use lock_table::{
+    descriptor_is, file_facts, holders_by_descriptor, is_locked_by_table, lock_holders,
+    lock_table_reads, FileFacts,
+};
+pub(crate) use open::{
+    is_at_path, locked_file_is_at_path, open_for_locking, open_for_reading, FileId,
+};
+pub(crate) use process::{process_state, ProcessState};
 pub(crate) use wake::ReleaseWatch;
 
 /// Sets the file's length, the first step of writing the content.
-/// `ftruncate(2)` refuses anything but a regular file (`EINVAL`), so a FIFO
-/// or a device is refused here, before a byte is written, without an
-/// `fstat` on the way; the `fstat` comes only to explain the refusal.
 pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
-    file.set_len(len).map_err(|e| match file.metadata() {
-        Ok(meta) if !meta.file_type().is_file() => open::not_regular(meta.file_type()),
-        _ => e,
-    })
+    file.set_len(len)
 }
 
 /// Writes at `offset`, leaving the file position alone.

@@ -3,47 +3,229 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+use crate::holder::MAX_FILE_BYTES;
 
 /// Mode of a lock file this crate creates (before the umask): its owner
 /// locks it, everyone may read who holds it.
 const CREATE_MODE: u32 = 0o644;
 
+/// The identity of a file: what the path must still name once it is locked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
 /// Opens or creates the lock file for locking and writing, without
-/// truncating it: a failed attempt must leave the holder's content intact.
+/// truncating it (a failed attempt must leave the holder's content intact),
+/// and checks from the open descriptor, before anything is locked or
+/// written, that it is a file this crate may write into.
 ///
 /// `O_NOFOLLOW` refuses a symbolic link, so that an attacker's link in a shared
 /// directory cannot aim our write at a victim file; `O_NONBLOCK` keeps a FIFO
-/// from blocking the open; std adds `O_CLOEXEC`, so no child inherits the lock.
-/// Whether it is a regular file is checked by [`set_len`] before anything
-/// is written, at no extra cost.
-pub(crate) fn open_for_locking(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(CREATE_MODE)
-        .custom_flags(OPEN_FLAGS)
-        .open(path)
-        .map_err(|e| explain_open_error(path, e))
+/// from blocking the open; `O_NOCTTY` keeps a terminal from becoming ours;
+/// std adds `O_CLOEXEC`, so no program we run inherits the lock.
+///
+/// With `mode`, a file this call creates gets exactly those permission bits
+/// (`fchmod` after an exclusive create, so the umask does not reduce them);
+/// an existing file keeps its own. A `shared` lock, which writes nothing,
+/// falls back to opening for reading a file it may not write.
+pub(crate) fn open_for_locking(
+    path: &Path,
+    mode: Option<u32>,
+    shared: bool,
+) -> io::Result<(File, FileId)> {
+    let file = match mode {
+        None => open(path, Create::IfMissing(CREATE_MODE)),
+        Some(mode) => create_with_mode(path, mode),
+    };
+    let file = match file {
+        Err(e) if shared && e.kind() == io::ErrorKind::PermissionDenied => open_for_reading(path),
+        other => other.map_err(|e| explain_open_error(path, e)),
+    }?;
+    let stat = fstat(&file)?;
+    check_writable_lock_file(path, &stat)?;
+    let id = FileId {
+        dev: stat.st_dev as u64,
+        ino: stat.st_ino as u64,
+    };
+    Ok((file, id))
 }
 
-/// Opens an existing lock file to read its holder, with the same refusals.
+enum Create {
+    No,
+    IfMissing(u32),
+    New(u32),
+}
+
+fn open(path: &Path, create: Create) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).custom_flags(OPEN_FLAGS);
+    match create {
+        Create::No => &mut options,
+        Create::IfMissing(mode) => options.create(true).mode(mode),
+        Create::New(mode) => options.create_new(true).mode(mode),
+    };
+    options.open(path)
+}
+
+/// Opens the file, or creates it with exactly `mode`: the common case, an
+/// existing file, costs the one `open` it always costs.
+fn create_with_mode(path: &Path, mode: u32) -> io::Result<File> {
+    const ATTEMPTS: usize = 100;
+    for _ in 0..ATTEMPTS {
+        match open(path, Create::No) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => return other,
+        }
+        match open(path, Create::New(mode & 0o7777)) {
+            Ok(file) => {
+                file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(
+        "the lock file kept appearing and disappearing while it was created",
+    ))
+}
+
+/// Whether `path` still names the file `id`: it was not deleted, moved away
+/// or replaced since it was opened. One `lstat`.
+pub(crate) fn is_at_path(id: FileId, path: &Path) -> io::Result<bool> {
+    match path.symlink_metadata() {
+        Ok(meta) => Ok(meta.dev() == id.dev && meta.ino() == id.ino),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the path still names the file just locked: the check that
+/// [`is_at_path`] makes, needed here since a file's name can change while
+/// it is open.
+pub(crate) fn locked_file_is_at_path(id: FileId, path: &Path) -> io::Result<bool> {
+    is_at_path(id, path)
+}
+
+/// Opens an existing lock file to read its holder, with the same refusals
+/// of links and of what is not a regular file.
 pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(OPEN_FLAGS)
         .open(path)
         .map_err(|e| explain_open_error(path, e))?;
-    let kind = file.metadata()?.file_type();
-    match kind.is_file() {
+    let mode = fstat(&file)?.st_mode;
+    match mode & libc::S_IFMT == libc::S_IFREG {
         true => Ok(file),
-        false => Err(not_regular(kind)),
+        false => Err(not_regular(mode)),
     }
 }
 
-const OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+/// The refusals that keep taking a lock from damaging anything: the file
+/// must be a regular file with one name, no larger than any lock file, and,
+/// in a directory anyone may write to, our own.
+fn check_writable_lock_file(path: &Path, stat: &libc::stat) -> io::Result<()> {
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(not_regular(stat.st_mode));
+    }
+    if stat.st_nlink > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the file has {} hard links, so writing the holder would change the \
+                 file under its other names too; a lock file has one name (see \
+                 \"Hard links\" in the crate's documentation)",
+                stat.st_nlink
+            ),
+        ));
+    }
+    if stat.st_size as u64 > MAX_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the file holds {} bytes, more than any lock file ({MAX_FILE_BYTES} at \
+                 most): it does not look like a lock file, and is left untouched",
+                stat.st_size
+            ),
+        ));
+    }
+    // SAFETY: geteuid cannot fail.
+    if stat.st_uid != unsafe { libc::geteuid() } && in_shared_sticky_dir(path) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the file is owned by {}, in a world-writable sticky directory \
+                 such as /tmp, where its owner may forge its content or delete and \
+                 recreate it while the lock is held; a lock file shared between \
+                 users belongs in a directory that is not world-writable",
+                user_name(stat.st_uid)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the directory holding `path` is world-writable and sticky, as
+/// /tmp is: any user may create files there, but only their owner may
+/// delete them. Asked only about files that another user owns.
+fn in_shared_sticky_dir(path: &Path) -> bool {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    dir.metadata().is_ok_and(|meta| {
+        let mode = mode_t(meta.mode());
+        mode & libc::S_ISVTX != 0 && mode & libc::S_IWOTH != 0
+    })
+}
+
+/// `user "name" (uid N)`, or `uid N` when the user has no name.
+fn user_name(uid: libc::uid_t) -> String {
+    let mut buf = [0 as libc::c_char; 1024];
+    let mut pwd = std::mem::MaybeUninit::<libc::passwd>::uninit();
+    let mut found = std::ptr::null_mut();
+    // SAFETY: every pointer describes a live buffer of the stated size.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            pwd.as_mut_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return format!("uid {uid}");
+    }
+    // SAFETY: getpwuid_r filled `pwd`, whose name points into `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr((*found).pw_name) };
+    format!("user {:?} (uid {uid})", name.to_string_lossy())
+}
+
+/// std's `u32` mode as the platform's `mode_t` (`u16` on macOS): the
+/// permission and type bits fit either.
+#[allow(clippy::unnecessary_cast)]
+fn mode_t(mode: u32) -> libc::mode_t {
+    mode as libc::mode_t
+}
+
+fn fstat(file: &File) -> io::Result<libc::stat> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills `stat` when it returns 0.
+    match unsafe { libc::fstat(file.as_raw_fd(), stat.as_mut_ptr()) } {
+        0 => Ok(unsafe { stat.assume_init() }),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+const OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
 
 /// Replaces the kernel's words for opening a link or a socket ("Too many
 /// levels of symbolic links", "No such device or address") with what happened.
@@ -54,28 +236,25 @@ fn explain_open_error(path: &Path, error: io::Error) -> io::Error {
     }
     match path.symlink_metadata() {
         Ok(meta) if !meta.file_type().is_file() && !meta.file_type().is_dir() => {
-            not_regular(meta.file_type())
+            not_regular(mode_t(meta.mode()))
         }
         _ => error,
     }
 }
 
-pub(super) fn not_regular(kind: std::fs::FileType) -> io::Error {
-    let message = if kind.is_symlink() {
-        "the path is a symbolic link; a lock file is never opened through one, \
-         lest the holder's content be written into the file it points to"
-    } else if kind.is_dir() {
-        "the path is a directory, not a regular file"
-    } else if kind.is_fifo() {
-        "the path is a FIFO, not a regular file"
-    } else if kind.is_socket() {
-        "the path is a socket, not a regular file"
-    } else if kind.is_block_device() {
-        "the path is a block device, not a regular file"
-    } else if kind.is_char_device() {
-        "the path is a character device, not a regular file"
-    } else {
-        "the path is not a regular file"
+/// The refusal of anything but a regular file, saying what it is.
+fn not_regular(mode: libc::mode_t) -> io::Error {
+    let message = match mode & libc::S_IFMT {
+        libc::S_IFLNK => {
+            "the path is a symbolic link; a lock file is never opened through one, \
+             lest the holder's content be written into the file it points to"
+        }
+        libc::S_IFDIR => "the path is a directory, not a regular file",
+        libc::S_IFIFO => "the path is a FIFO, not a regular file",
+        libc::S_IFSOCK => "the path is a socket, not a regular file",
+        libc::S_IFBLK => "the path is a block device, not a regular file",
+        libc::S_IFCHR => "the path is a character device, not a regular file",
+        _ => "the path is not a regular file",
     };
     io::Error::new(io::ErrorKind::InvalidInput, message)
 }

@@ -1,0 +1,237 @@
+//! A lock's tenure, as the holder keeps it: what the file said before this
+//! lock replaced it ([`LockFile::previous`](crate::LockFile::previous)), the
+//! clean-release mark written when it ends, and the process-wide list of
+//! the lock files this process holds (so that content naming this process
+//! is believed only when this process really holds that file).
+//!
+//! Nothing here allocates on the lock path: the previous content is kept in
+//! an inline buffer and parsed only when asked for, and the list of held
+//! files is a fixed array behind a mutex.
+
+use std::fs::File;
+use std::sync::OnceLock;
+
+use super::{read_head, Holder, MAX_HOLDER_BYTES};
+use crate::sys;
+
+/// The second line a holder writes when it releases the lock cleanly,
+/// followed by its pid: `released 4242`. The first line stays as it was,
+/// so zc.lockfile's readers still read ` <pid>;<hostname>`.
+pub(crate) const RELEASED: &[u8] = b"released ";
+
+/// What a [`LockFile`](crate::LockFile) keeps about its tenure.
+pub(crate) struct Tenure {
+    /// Where the release mark goes: right after the holder's line; `None`
+    /// for a shared lock, which wrote nothing and marks nothing.
+    content_len: Option<usize>,
+    /// This lock's slot in [`HELD`], if there was a free one.
+    slot: Option<usize>,
+    previous: Previous,
+}
+
+impl Tenure {
+    /// Reads what the file says before `pid`, which has just locked it,
+    /// replaces it: call this after the lock is taken and before the
+    /// content is written.
+    pub(crate) fn read_previous(file: &File) -> Previous {
+        let mut previous = Previous {
+            inline: [0; INLINE],
+            len: 0,
+            spilled: None,
+            parsed: OnceLock::new(),
+        };
+        // One pread into the inline buffer: a short read is the whole file.
+        match sys::read_at(file, &mut previous.inline, 0) {
+            Ok(len) if len < INLINE => previous.len = len as u16,
+            Ok(_) => {
+                let mut head = vec![0; MAX_HOLDER_BYTES];
+                if let Ok(len) = read_head(file, &mut head, 2) {
+                    head.truncate(len);
+                    previous.spilled = Some(head.into_boxed_slice());
+                }
+            }
+            // Unreadable: the previous holder is not known (as for a new file).
+            Err(_) => {}
+        }
+        previous
+    }
+
+    /// Starts the tenure of the lock on `file`, which `pid` took and, for an
+    /// exclusive lock, wrote `content_len` bytes into. Only an exclusive
+    /// lock is listed as held: only its holder's content names this process.
+    pub(crate) fn begin(
+        file: &File,
+        pid: u32,
+        content_len: Option<usize>,
+        previous: Previous,
+    ) -> Tenure {
+        Tenure {
+            content_len,
+            slot: content_len.and_then(|_| held_files::add(file, pid)),
+            previous,
+        }
+    }
+
+    /// Ends the tenure, in the process that took the lock (the caller checks)
+    /// and before the lock is released: forgets the file and, given the
+    /// locker's pid, writes the clean-release mark after the holder's line. A forked
+    /// child, which only closes its copy of the descriptor, does neither; a
+    /// lock handed on to inheritors is not released cleanly. A failed write
+    /// leaves the file without the mark, which reads as a holder that did
+    /// not release cleanly.
+    pub(crate) fn end(&mut self, file: &File, released_by: Option<u32>) {
+        let Some(content_len) = self.content_len.take() else {
+            return; // shared, or ended already
+        };
+        if let Some(pid) = released_by {
+            let mut mark = [0u8; 24];
+            let len = mark_line(&mut mark, pid);
+            let _ = sys::write_at(file, &mark[..len], content_len as u64);
+        }
+        held_files::remove(self.slot.take());
+    }
+
+    /// What the file said about the previous holder.
+    pub(crate) fn previous(&self) -> Option<&Holder> {
+        self.previous.get()
+    }
+}
+
+/// `released <pid>\n` in `buf`; returns its length.
+fn mark_line(buf: &mut [u8; 24], pid: u32) -> usize {
+    use std::io::Write;
+    let mut cursor = &mut buf[..];
+    let _ = writeln!(cursor, "released {pid}");
+    24 - cursor.len()
+}
+
+/// Most lock files hold a line of a few dozen bytes: kept inline, they cost
+/// no allocation; a longer one is kept on the heap.
+const INLINE: usize = 96;
+
+/// The previous content, kept as read and parsed when first asked for.
+pub(crate) struct Previous {
+    inline: [u8; INLINE],
+    len: u16,
+    spilled: Option<Box<[u8]>>,
+    parsed: OnceLock<Option<Holder>>,
+}
+
+impl Previous {
+    fn get(&self) -> Option<&Holder> {
+        self.parsed
+            .get_or_init(|| {
+                let bytes = match &self.spilled {
+                    Some(bytes) => bytes,
+                    None => &self.inline[..usize::from(self.len)],
+                };
+                Holder::parse(bytes)
+            })
+            .as_ref()
+    }
+}
+
+/// Whether this process holds a lock on the file `facts` describes, through
+/// a [`LockFile`](crate::LockFile): `None` when it cannot tell (more lock
+/// files are held than the list has room for).
+pub(crate) fn this_process_holds(facts: &sys::FileFacts) -> Option<bool> {
+    held_files::holds(facts)
+}
+
+/// The lock files this process holds: a fixed array of descriptors (with
+/// the pid that took each, so that a forked child does not take its
+/// parent's locks for its own), and a count of those that found no room.
+#[cfg(unix)]
+mod held_files {
+    use super::*;
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::sync::{Mutex, PoisonError};
+
+    const SLOTS: usize = 64;
+
+    struct HeldFiles {
+        fds: [RawFd; SLOTS],
+        pids: [u32; SLOTS],
+        /// Locks held without a slot: while there are any, "this process
+        /// does not hold that file" cannot be said.
+        unlisted: usize,
+    }
+
+    static HELD: Mutex<HeldFiles> = Mutex::new(HeldFiles {
+        fds: [-1; SLOTS],
+        pids: [0; SLOTS],
+        unlisted: 0,
+    });
+
+    fn held() -> std::sync::MutexGuard<'static, HeldFiles> {
+        HELD.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn add(file: &File, pid: u32) -> Option<usize> {
+        let mut held = held();
+        match held.fds.iter().position(|&fd| fd < 0) {
+            Some(slot) => {
+                held.fds[slot] = file.as_raw_fd();
+                held.pids[slot] = pid;
+                Some(slot)
+            }
+            None => {
+                held.unlisted += 1;
+                None
+            }
+        }
+    }
+
+    pub(super) fn remove(slot: Option<usize>) {
+        let mut held = held();
+        match slot {
+            Some(slot) => held.fds[slot] = -1,
+            None => held.unlisted = held.unlisted.saturating_sub(1),
+        }
+    }
+
+    pub(super) fn holds(facts: &sys::FileFacts) -> Option<bool> {
+        let me = std::process::id();
+        // Held while the descriptors are looked at: a slot's descriptor is
+        // closed only after its slot is emptied, under this lock.
+        let held = held();
+        let found = (0..SLOTS).any(|slot| {
+            held.fds[slot] >= 0
+                && held.pids[slot] == me
+                && sys::descriptor_is(held.fds[slot], facts)
+        });
+        match (found, held.unlisted) {
+            (true, _) => Some(true),
+            (false, 0) => Some(false),
+            (false, _) => None,
+        }
+    }
+}
+
+/// Windows names no holder but the file's content, so nothing is listed.
+#[cfg(windows)]
+mod held_files {
+    use super::*;
+
+    pub(super) fn add(_: &File, _: u32) -> Option<usize> {
+        None
+    }
+
+    pub(super) fn remove(_: Option<usize>) {}
+
+    pub(super) fn holds(_: &sys::FileFacts) -> Option<bool> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mark_names_the_pid_on_its_own_line() {
+        let mut buf = [0u8; 24];
+        let len = mark_line(&mut buf, u32::MAX);
+        assert_eq!(&buf[..len], b"released 4294967295\n");
+    }
+}
