@@ -27,7 +27,14 @@ trap 'rm -rf "$log" "$scratch"' EXIT
 for target in "${targets[@]}"; do
     echo "== cargo +nightly fuzz run $target, ${seconds} s"
     # The summary and any failure are shown; libFuzzer's progress lines are not.
-    if ! TMPDIR="$scratch" cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=1 \
+    # New inputs go to corpus/<target>; seeds/<target>, where it exists,
+    # holds the cases at the edges (such as the longest template that fits).
+    corpora=("corpus/$target")
+    mkdir -p "${corpora[0]}"
+    if [ -d "seeds/$target" ]; then
+        corpora+=("seeds/$target")
+    fi
+    if ! TMPDIR="$scratch" cargo +nightly fuzz run "$target" "${corpora[@]}" -- -max_total_time="$seconds" -print_final_stats=1 \
         2>"$log"; then
         tail -n 60 "$log" >&2
         echo "fuzz target $target failed" >&2

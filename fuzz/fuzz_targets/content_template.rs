@@ -1,7 +1,8 @@
 //! Any content template, through the public API: `lock()` accepts exactly the
-//! templates a simple reference reading of the syntax accepts, writes exactly
-//! ` <rendered>\n` for them, and for the others returns a template error that
-//! names the template on one line and creates nothing.
+//! templates a simple reference reading of the syntax and of the line's bound
+//! accepts, writes exactly ` <rendered>\n` for them, and for the others
+//! returns a template error that names the template on one line and creates
+//! nothing.
 #![no_main]
 
 use std::path::PathBuf;
@@ -41,32 +42,39 @@ fn paths() -> &'static Paths {
     })
 }
 
+/// The most a holder line holds, newline included.
+const MAX_LINE: usize = 4096;
+
 /// The template syntax read directly: `{pid}`, `{hostname}`, `{{` and `}}`;
-/// any other brace or a line break makes the template invalid (`None`).
+/// any other brace, a line break, or a line that could exceed [`MAX_LINE`]
+/// (counting 10 bytes for a pid and 255 for a hostname, the most each can
+/// be) makes the template invalid (`None`).
 fn render(template: &str, pid: u32, hostname: &str) -> Option<String> {
     if template.contains(['\n', '\r']) {
         return None;
     }
     let mut out = String::new();
+    let mut longest = 2; // the leading space and the newline
     let mut rest = template;
     while let Some(c) = rest.chars().next() {
-        let (piece, len) = if rest.starts_with("{{") {
-            ("{".to_owned(), 2)
+        let (piece, most, len) = if rest.starts_with("{{") {
+            ("{".to_owned(), 1, 2)
         } else if rest.starts_with("}}") {
-            ("}".to_owned(), 2)
+            ("}".to_owned(), 1, 2)
         } else if rest.starts_with("{pid}") {
-            (pid.to_string(), 5)
+            (pid.to_string(), 10, 5)
         } else if rest.starts_with("{hostname}") {
-            (hostname.to_owned(), 10)
+            (hostname.to_owned(), 255, 10)
         } else if c == '{' || c == '}' {
             return None;
         } else {
-            (c.to_string(), c.len_utf8())
+            (c.to_string(), c.len_utf8(), c.len_utf8())
         };
         out.push_str(&piece);
+        longest += most;
         rest = &rest[len..];
     }
-    Some(out)
+    (longest <= MAX_LINE).then_some(out)
 }
 
 fuzz_target!(|bytes: &[u8]| {
