@@ -19,7 +19,9 @@ rustup target add "$target" >/dev/null 2>&1 || rustup target add "$target"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 
 prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
+# Wine's processes may still be writing into the prefix for a moment after
+# `wineserver -k`: retry the removal rather than fail a passing run on it.
+trap 'for _ in 1 2 3 4 5; do rm -rf "$prefix" 2>/dev/null && break; sleep 1; done' EXIT
 
 # The test binaries' paths come from cargo's own report, so that they are
 # found wherever the target directory is (CARGO_TARGET_DIR included).
