@@ -75,7 +75,9 @@ EOF
 
 # The command, from the packaged crate.
 cargo package --no-verify --allow-dirty --quiet --target-dir "$work/package"
-tar -xzf "$work"/package/package/pidlockfile-*.crate -C "$work"
+# -m: the files get the time of extraction. A .crate holds one fixed mtime
+# for every file, so cargo would take the last run's build as fresh.
+tar -xzmf "$work"/package/package/pidlockfile-*.crate -C "$work"
 (
     cd "$work"/pidlockfile-*/
     cargo generate-lockfile
