@@ -4,10 +4,18 @@
 //! `cargo bench --bench wait` prints Markdown tables (BENCHMARKS.md records a
 //! run). The floor is a waiter blocked in `flock(LOCK_EX)`, woken by the kernel
 //! itself; it cannot time out, which is why the crate does not use it. Two
-//! fixed-sleep polling loops show what polling trades.
+//! fixed-sleep polling loops show what polling trades. Then many waiters
+//! take turns on one lock, as threads and as processes (`wait/turns.rs`).
+//!
+//! `PIDLOCKFILE_BENCH_WAIT=handoff` or `=turns` runs one part only;
+//! `PIDLOCKFILE_BENCH_TURN_ROUNDS`, `_TURN_MS` and `_TURN_SIZES` (say `1,4`)
+//! size the second.
 
 #[cfg(unix)]
 mod common;
+#[cfg(unix)]
+#[path = "wait/turns.rs"]
+mod turns;
 #[cfg(unix)]
 #[path = "wait/unix.rs"]
 mod unix;

@@ -130,6 +130,7 @@ mod options;
 #[cfg_attr(windows, path = "sys/windows.rs")]
 mod sys;
 mod template;
+mod wait;
 
 pub use error::LockError;
 pub use holder::Holder;

@@ -12,6 +12,7 @@ use crate::holder::{open_existing, Held, Holder, Tenure};
 use crate::options::LockOptions;
 use crate::sys;
 use crate::template::Template;
+use crate::wait;
 
 /// An exclusive lock on a lock file, held until this value is closed or dropped.
 ///
@@ -73,9 +74,19 @@ impl LockFile {
     ) -> Result<LockFile, LockError> {
         let io = |e| LockError::io(path, e);
         let how = How::from(options);
-        let (file, id) = match lock_at_path(path, &how).map_err(io)? {
+        let wait = options.wait.filter(|limit| !limit.is_zero());
+        // A thread that starts waiting while others of this process wait
+        // queues behind them instead of trying first (see `crate::wait`).
+        let attempt = match wait {
+            Some(_) if wait::others_waiting() => {
+                let (file, id) = sys::open_for_locking(path, how.mode, how.shared).map_err(io)?;
+                Attempt::Held(file, id)
+            }
+            _ => lock_at_path(path, &how).map_err(io)?,
+        };
+        let (file, id) = match attempt {
             Attempt::Locked(file, id) => (file, id),
-            Attempt::Held(file, id) => match options.wait.filter(|limit| !limit.is_zero()) {
+            Attempt::Held(file, id) => match wait {
                 Some(limit) => wait_for_lock(path, &how, file, id, limit)?,
                 None => return Err(refusal(path, &how, &file, None)),
             },
@@ -336,10 +347,11 @@ fn lock_at_path(path: &Path, how: &How) -> io::Result<Attempt> {
 }
 
 /// Retries until the lock is taken or `limit` passes, sleeping between tries
-/// until the file is closed somewhere. A retry that finds the path naming
-/// another file (the one waited on was deleted or replaced) starts again
-/// from the open and waits on the new file. On timeout the waiter holds
-/// nothing and has closed its descriptor.
+/// until the file is closed somewhere. The threads of this process waiting
+/// for one file take turns at watching and retrying (see [`wait`]). A retry
+/// that finds the path naming another file (the one waited on was deleted or
+/// replaced) starts again from the open and waits on the new file. On
+/// timeout the waiter holds nothing and has closed its descriptor.
 fn wait_for_lock(
     path: &Path,
     how: &How,
@@ -347,13 +359,62 @@ fn wait_for_lock(
     mut id: sys::FileId,
     limit: Duration,
 ) -> Result<(File, sys::FileId), LockError> {
-    const LONGEST_NAP: Duration = Duration::from_millis(50);
     let start = Instant::now();
-    // Watch first, then try again: a release between the first try and the
-    // watch would otherwise go unnoticed until the next retry.
-    let mut watch = sys::ReleaseWatch::new(path);
+    let deadline = wait::deadline(start, limit);
+    let io = |e| LockError::io(path, e);
+    let mut announced = false;
+    let mut place = wait::Place::join(id, how.shared);
+    loop {
+        if !announced && !place.is_watcher() {
+            announced = announce(path, how, &file);
+        }
+        match place.watch_turn(deadline) {
+            wait::Turn::Retry => {
+                let locked = sys::try_lock(&file, how.shared).map_err(io)?;
+                if sys::locked_file_is_at_path(id, path).map_err(io)? {
+                    if locked {
+                        return Ok((file, id));
+                    }
+                } else {
+                    place.replaced();
+                    drop(place);
+                    drop(file);
+                    match lock_at_path(path, how).map_err(io)? {
+                        Attempt::Locked(file, id) => return Ok((file, id)),
+                        Attempt::Held(held, held_id) => (file, id) = (held, held_id),
+                    }
+                    place = wait::Place::join(id, how.shared);
+                }
+            }
+            wait::Turn::Sleep => {}
+            wait::Turn::OutOfTime => {
+                // Out of time behind the watcher: the last try it would make.
+                if sys::try_lock(&file, how.shared).map_err(io)? {
+                    if sys::locked_file_is_at_path(id, path).map_err(io)? {
+                        return Ok((file, id));
+                    }
+                    let _ = sys::unlock(&file);
+                }
+            }
+        }
+        let waited = start.elapsed();
+        if waited >= limit {
+            drop(place);
+            return Err(refusal(path, how, &file, Some(waited)));
+        }
+        if place.is_watcher() {
+            if !announced {
+                announced = announce(path, how, &file);
+            }
+            place.sleep(&file, path, deadline);
+        }
+    }
+}
+
+/// The one record a waiter logs, naming the holder it waits for.
+fn announce(path: &Path, how: &How, file: &File) -> bool {
     if log::log_enabled!(target: "pidlockfile", log::Level::Info) {
-        let holder = Holder::diagnose(&file);
+        let holder = Holder::diagnose(file, !how.shared);
         log::info!(
             target: "pidlockfile",
             "Blocking waiting for file lock on {}; held{}",
@@ -361,35 +422,13 @@ fn wait_for_lock(
             Held(holder.as_ref()),
         );
     }
-    let io = |e| LockError::io(path, e);
-    let mut nap = Duration::from_millis(1);
-    loop {
-        let locked = sys::try_lock(&file, how.shared).map_err(io)?;
-        if sys::locked_file_is_at_path(id, path).map_err(io)? {
-            if locked {
-                return Ok((file, id));
-            }
-        } else {
-            drop(file);
-            watch = sys::ReleaseWatch::new(path);
-            match lock_at_path(path, how).map_err(io)? {
-                Attempt::Locked(file, id) => return Ok((file, id)),
-                Attempt::Held(held, held_id) => (file, id) = (held, held_id),
-            }
-        }
-        let waited = start.elapsed();
-        let Some(left) = limit.checked_sub(waited).filter(|left| !left.is_zero()) else {
-            return Err(refusal(path, how, &file, Some(waited)));
-        };
-        watch.wait(nap.min(left));
-        nap = (nap * 2).min(LONGEST_NAP);
-    }
+    true
 }
 
 /// The error for a lock held elsewhere (after `waited`, if it waited), naming
 /// the holder, and its one log record at the level the options give.
 fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> LockError {
-    let holder = Holder::diagnose(file);
+    let holder = Holder::diagnose(file, !how.shared);
     let level = how.log_refusal;
     if let Some(level) = level.filter(|&level| log::log_enabled!(target: "pidlockfile", level)) {
         let pid = holder.as_ref().and_then(Holder::pid);

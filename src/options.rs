@@ -134,6 +134,16 @@ impl LockOptions {
     /// file open is noticed by a retry at least every 50 ms. Elsewhere it
     /// retries on that schedule.
     ///
+    /// The threads of a process that wait for one file take turns: one
+    /// watches and retries, the others sleep until it takes the lock or
+    /// leaves, each with its own limit, so that a release wakes one thread per
+    /// process, not all of them; and a thread that starts waiting while others
+    /// of its process wait queues behind them. A process keeps at most 4
+    /// inotify instances (one per file waited for at the same time, kept for
+    /// later waits); beyond that, or when the user's
+    /// `fs.inotify.max_user_instances` is used up, a waiter retries on the
+    /// schedule instead.
+    ///
     /// When `limit` passes, [`lock`](LockOptions::lock) returns
     /// [`LockError::TimedOut`]; the waiter then holds nothing and has closed
     /// its descriptor. A zero `limit` tries once, as without `wait`;

@@ -136,3 +136,38 @@ fn a_reader_may_hold_a_lock_file_it_can_only_read() {
     let said = run(command);
     assert!(said.line("error").contains("Permission denied"), "{said:?}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_writer_refused_by_readers_is_told_who_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    LockFile::lock(&path).unwrap().close().unwrap(); // the last writer: this process
+    let readers: Vec<_> = (0..3).map(|_| reader(&path)).collect();
+    let mut pids: Vec<u32> = readers.iter().map(|r| r.pid).collect();
+    pids.sort_unstable();
+    let err = LockOptions::new()
+        .log_refusal(None)
+        .lock(&path)
+        .unwrap_err();
+    let holder = err.holder().unwrap();
+    assert!(holder.holds_shared());
+    assert_eq!(holder.readers(), pids);
+    assert_eq!(holder.pid(), Some(pids[0]));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot lock {path:?}: held by 3 readers: pids {}, {}, {} on host {} \
+             (the file names the last exclusive holder, pid {})",
+            pids[0],
+            pids[1],
+            pids[2],
+            common::hostname(),
+            std::process::id()
+        )
+    );
+    // A reader refused by a writer gets the writer, as before.
+    for reader in readers {
+        assert!(reader.release().success());
+    }
+}

@@ -157,3 +157,278 @@ fn without_wait_a_held_lock_is_refused_at_once() {
         assert!(matches!(err, LockError::Locked { .. }), "{err:?}");
     }
 }
+
+/// The inotify instances this process has open, from its descriptors.
+#[cfg(target_os = "linux")]
+fn inotify_instances() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+        .filter(|target| target.as_os_str() == "anon_inode:inotify")
+        .count()
+}
+
+/// More threads wait at once, each for its own file, than the user may have
+/// inotify instances (`fs.inotify.max_user_instances`, 128 by default, for
+/// all of the user's programs together): the process keeps at most 4, other
+/// programs can still make one, and the waiters without an instance still
+/// get their locks, retrying on their schedule.
+#[test]
+#[cfg(target_os = "linux")]
+fn more_waiters_than_the_users_inotify_instances_keep_at_most_four() {
+    const BOUND: usize = 4;
+    let user_limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Above the user's limit where that is the usual 128; each waiter costs
+    // three descriptors, so a much larger limit is not exceeded here.
+    let waiters = (user_limit + 2).clamp(130, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = (0..waiters)
+        .map(|i| dir.path().join(format!("LOCK{i}")))
+        .collect();
+    let held: Vec<_> = paths.iter().map(|p| LockFile::lock(p).unwrap()).collect();
+    let all_waiting = Arc::new(Barrier::new(waiters + 1));
+    let threads: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let (path, all_waiting) = (path.clone(), all_waiting.clone());
+            std::thread::spawn(move || {
+                all_waiting.wait();
+                waiting(Duration::from_secs(60)).lock(&path).unwrap()
+            })
+        })
+        .collect();
+    all_waiting.wait();
+    std::thread::sleep(Duration::from_millis(500)); // all of them are waiting now
+    let while_waiting = inotify_instances();
+    // SAFETY: a new descriptor, closed at once.
+    let another = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    let another_error = std::io::Error::last_os_error();
+    if another >= 0 {
+        unsafe { libc::close(another) };
+    }
+    assert!(
+        (1..=BOUND).contains(&while_waiting),
+        "{waiters} waiting threads keep {while_waiting} inotify instances"
+    );
+    assert!(another >= 0, "another inotify instance: {another_error}");
+
+    drop(held);
+    for thread in threads {
+        thread.join().unwrap().close().unwrap();
+    }
+    assert!(inotify_instances() <= BOUND);
+}
+
+/// A thread that releases the lock and at once waits for it again queues
+/// behind the thread of its process already waiting, instead of taking the
+/// lock back before the waiter, woken by the release, can: two threads
+/// taking turns alternate. (A thread preempted between its release and its
+/// next wait for longer than the other's hold is not waiting yet, so a few
+/// repeats are allowed; without the queueing nearly every turn repeats.)
+#[test]
+fn a_thread_that_waits_again_queues_behind_a_waiting_thread_of_its_process() {
+    const TURNS: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let start = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|me| {
+            let (path, order, start) = (path.clone(), order.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for _ in 0..TURNS {
+                    let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+                    order.lock().unwrap().push(me);
+                    std::thread::sleep(Duration::from_millis(3));
+                    drop(lock);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let order = order.lock().unwrap();
+    // Until one of them has had all its turns; the other then goes alone.
+    let mut counts = [0, 0];
+    let both = order
+        .iter()
+        .position(|&me| {
+            counts[me] += 1;
+            counts[me] == TURNS
+        })
+        .unwrap();
+    let repeats = order[..=both].windows(2).filter(|w| w[0] == w[1]).count();
+    assert!(
+        repeats <= TURNS / 10,
+        "{repeats} repeats in turns {order:?}"
+    );
+}
+
+/// A thread queued behind another of its process keeps its own deadline:
+/// it times out when its limit passes, not when the watching thread's does,
+/// and the watching thread still gets the lock at the release.
+#[test]
+fn a_queued_thread_times_out_on_its_own_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let holder = Holding::start("hold", &path);
+    let long = {
+        let path = path.clone();
+        std::thread::spawn(move || waiting(Duration::from_secs(60)).lock(&*path))
+    };
+    std::thread::sleep(Duration::from_millis(100)); // the long waiter watches
+    let start = std::time::Instant::now();
+    let err = waiting(Duration::from_millis(200))
+        .lock(&*path)
+        .unwrap_err();
+    let elapsed = start.elapsed();
+    let LockError::TimedOut { waited, .. } = err else {
+        panic!("expected a timeout, got {err:?}");
+    };
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(elapsed < Duration::from_secs(30), "waited {elapsed:?}");
+    holder.release();
+    let lock = long.join().unwrap().unwrap();
+    assert_eq!(
+        Holder::read(&*path).unwrap().unwrap().pid(),
+        Some(std::process::id())
+    );
+    lock.close().unwrap();
+}
+
+/// Threads of one process waiting for a file that is then replaced (renamed
+/// over, while its holder keeps it) all move to the new file, and take it in
+/// turn, one at a time, while the old file's holder still holds the old one.
+#[test]
+fn threads_waiting_for_a_replaced_file_move_to_the_new_one_and_take_turns() {
+    const WAITERS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let holder = Holding::start("hold", &path);
+    let inside = Arc::new(AtomicBool::new(false));
+    let all_waiting = Arc::new(Barrier::new(WAITERS + 1));
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|_| {
+            let (path, inside, all_waiting) = (path.clone(), inside.clone(), all_waiting.clone());
+            std::thread::spawn(move || {
+                all_waiting.wait();
+                let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                assert!(
+                    lock.is_at_path().unwrap(),
+                    "holds a file the path no longer names"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+                inside.store(false, Ordering::SeqCst);
+                lock.close().unwrap();
+            })
+        })
+        .collect();
+    all_waiting.wait();
+    std::thread::sleep(Duration::from_millis(200)); // all of them are waiting now
+    let new = dir.path().join("LOCK.new");
+    std::fs::write(&new, b"").unwrap();
+    std::fs::rename(&new, &*path).unwrap();
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+    // The old file's holder held it throughout.
+    holder.release();
+}
+
+/// A child forked while a thread of its parent waits for a lock waits for
+/// that lock itself: it does not queue behind the parent's waiting thread,
+/// which the child does not have. Run in a fresh copy of this binary, so that
+/// no other test's thread is in the middle of anything when it forks.
+#[test]
+fn a_child_forked_while_a_thread_waits_waits_on_its_own() {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "forked_waiter_scenario",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("PIDLOCKFILE_TEST_FORKED_WAITER", "1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_child_forked_while_a_thread_waits_waits_on_its_own"]
+fn forked_waiter_scenario() {
+    if std::env::var_os("PIDLOCKFILE_TEST_FORKED_WAITER").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let holder = Holding::start("hold", &path);
+    let parent_waiter = {
+        let path = path.clone();
+        std::thread::spawn(move || drop(waiting(Duration::from_secs(60)).lock(&*path).unwrap()))
+    };
+    std::thread::sleep(Duration::from_millis(200)); // the parent's thread waits
+                                                    // SAFETY: the child only locks, measures and exits.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let start = std::time::Instant::now();
+        let code = match waiting(Duration::from_secs(20)).lock(&*path) {
+            // Queued behind a thread it does not have, it would only get the
+            // lock by the last try at its deadline, after 20 s.
+            Ok(_) if start.elapsed() < Duration::from_secs(10) => 0,
+            Ok(_) => 2,
+            Err(_) => 1,
+        };
+        unsafe { libc::_exit(code) };
+    }
+    assert!(child > 0);
+    std::thread::sleep(Duration::from_millis(200)); // the child waits
+                                                    // Killed, not told to release: the child has a copy of our end of the
+                                                    // holder's stdin, so the holder would not see it closed.
+    holder.kill();
+    parent_waiter.join().unwrap();
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(libc::WIFEXITED(status), "{status:#x}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child's lock was late (2) or timed out (1)"
+    );
+}
+
+/// Threads of one process waiting for the shared lock queue together, yet
+/// all hold it at once when the writer releases: each, once in, waits until
+/// all are in.
+#[test]
+fn threads_waiting_for_the_shared_lock_all_hold_it_together() {
+    const READERS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let writer = Holding::start("hold", &path);
+    let all_in = Arc::new(Barrier::new(READERS));
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (path, all_in) = (path.clone(), all_in.clone());
+            std::thread::spawn(move || {
+                let mut options = waiting(Duration::from_secs(60));
+                options.shared(true);
+                let lock = options.lock(&*path).unwrap();
+                all_in.wait();
+                lock.close().unwrap();
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200)); // all of them are waiting now
+    writer.release();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+}

@@ -71,7 +71,7 @@ impl Drop for Fd {
     }
 }
 
-fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -121,6 +121,10 @@ pub fn main() {
     if let Some(at) = args.iter().position(|a| a == "--hold") {
         return holder_process(Path::new(&args[at + 1]));
     }
+    if let Some(at) = args.iter().position(|a| a == "--turns") {
+        return crate::turns::child(&args[at + 1..]);
+    }
+    let part = std::env::var("PIDLOCKFILE_BENCH_WAIT").unwrap_or_default();
     let dir = bench_dir();
     let path = dir.path().join("LOCK");
     drop(LockFile::lock(&path).unwrap());
@@ -129,14 +133,24 @@ pub fn main() {
         machine(),
         dir.path().display()
     );
+    if part != "turns" {
+        handoff_table(&path);
+    }
+    if part != "handoff" {
+        crate::turns::main(dir.path());
+    }
+}
+
+/// The handoff latency table: one waiter, a holder in another process.
+fn handoff_table(path: &Path) {
     let waiters = [
         Waiter::Floor,
         Waiter::Crate,
         Waiter::Poll(Duration::from_millis(1)),
         Waiter::Poll(Duration::from_millis(50)),
     ];
-    let latencies = handoff(&path, &waiters);
-    let cpu = cpu_while_waiting(&path, &waiters[1..]);
+    let latencies = handoff(path, &waiters);
+    let cpu = cpu_while_waiting(path, &waiters[1..]);
 
     println!("\n### Handoff: the holder (another process) releases; a waiter takes the lock\n");
     println!("| waiter | median handoff | 90th percentile | ratio to floor (median) | CPU while waiting {} s | targets |", CPU_WAIT.as_secs());

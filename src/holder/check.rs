@@ -54,8 +54,19 @@ impl Holder {
 
     /// Who holds the lock on `file`, which another lock holds: the file's
     /// content when the cheap checks vouch for it, else the kernel's word.
-    pub(crate) fn diagnose(file: &std::fs::File) -> Option<Holder> {
-        Holder::check(Holder::read_from(file).ok().flatten(), file, false)
+    /// Where there is no kernel to ask, a writer (`exclusive`) finds out
+    /// whether readers hold it by taking a shared lock for an instant.
+    pub(crate) fn diagnose(file: &std::fs::File, exclusive: bool) -> Option<Holder> {
+        let mut holder = Holder::check(Holder::read_from(file).ok().flatten(), file, false);
+        let unknown = holder.as_ref().map_or(true, |h| {
+            h.checked.kernel == Kernel::Unavailable && h.pid().is_none()
+        });
+        if exclusive && unknown && sys::try_lock(file, true).unwrap_or(false) {
+            let _ = sys::unlock(file);
+            let holder = holder.get_or_insert_with(Holder::empty);
+            holder.checked.readers = Some(Box::default());
+        }
+        holder
     }
 
     fn check(
@@ -73,17 +84,32 @@ impl Holder {
         };
         let mut kernel = Kernel::NotAsked;
         let mut inherited = None;
+        let mut readers = None;
         if always_ask_kernel || !vouched {
             kernel = match sys::lock_holders(file) {
                 None => Kernel::Unavailable,
-                Some(pids) if pids.is_empty() => Kernel::Nobody,
-                Some(pids) => match pids.iter().find_map(|&p| u32::try_from(p).ok()) {
-                    Some(pid) if pid > 0 => Kernel::Pid(pid),
-                    _ => Kernel::Unavailable,
-                },
+                Some(holders) if holders.pids.is_empty() => Kernel::Nobody,
+                Some(holders) => {
+                    let mut pids: Vec<u32> = holders
+                        .pids
+                        .iter()
+                        .filter_map(|&p| u32::try_from(p).ok().filter(|&p| p > 0))
+                        .collect();
+                    if holders.shared {
+                        pids.sort_unstable(); // readers, in a stable order
+                    }
+                    let first = pids.first().copied();
+                    if holders.shared {
+                        readers = Some(Box::new(pids));
+                    }
+                    match first {
+                        Some(pid) => Kernel::Pid(pid),
+                        None => Kernel::Unavailable,
+                    }
+                }
             };
             // flock(1) started a daemon and exited: the table still names it.
-            if let Kernel::Pid(pid) = kernel {
+            if let (Kernel::Pid(pid), None) = (kernel, &readers) {
                 if !matches!(sys::process_state(pid), ProcessState::Running { .. }) {
                     inherited = Some(Box::new(sys::holders_by_descriptor(file)));
                 }
@@ -102,6 +128,7 @@ impl Holder {
             named,
             kernel,
             inherited,
+            readers,
         };
         Some(holder)
     }
@@ -190,6 +217,9 @@ impl Holder {
     /// ```
     pub fn pid(&self) -> Option<u32> {
         let checked = &self.checked;
+        if let Some(readers) = &checked.readers {
+            return readers.first().copied();
+        }
         match checked.kernel {
             Kernel::Pid(pid) => return Some(self.inheritors().first().copied().unwrap_or(pid)),
             Kernel::Nobody => return None,
@@ -207,6 +237,23 @@ impl Holder {
             ) => self.pid,
             Some(_) => None,
         }
+    }
+
+    /// The processes that hold the lock shared (readers), by the kernel's
+    /// word (Linux), when readers hold it; empty when an exclusive holder
+    /// does, or nobody was asked. [`pid`](Holder::pid) is then the first of
+    /// them, and [`holds_shared`](Holder::holds_shared) says so.
+    pub fn readers(&self) -> &[u32] {
+        self.checked.readers.as_deref().map_or(&[], |pids| pids)
+    }
+
+    /// Whether the lock was found held shared, by readers
+    /// ([`LockOptions::shared`](crate::LockOptions::shared)): on Linux from
+    /// the kernel's table, which also names them
+    /// ([`readers`](Holder::readers)); elsewhere, when a writer is refused,
+    /// from a shared lock taken for an instant.
+    pub fn holds_shared(&self) -> bool {
+        self.checked.readers.is_some()
     }
 
     /// The processes that hold the lock through descriptors they inherited

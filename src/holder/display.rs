@@ -20,6 +20,8 @@ use crate::sys;
 ///   exited; …)`;
 /// - `pid 4242 on host db7 (another host: whether it runs cannot be checked
 ///   here)`;
+/// - `3 readers: pids 4242, 4243, 4250 on host db1 (the file names the last
+///   exclusive holder, pid 17)`: a shared lock;
 /// - `holder unknown (…)`.
 ///
 /// Bytes from the file are escaped, and a long line is shortened (the
@@ -37,6 +39,9 @@ impl fmt::Display for Holder {
                 ),
                 _ => write!(f, " (another host: whether it runs cannot be checked here)"),
             };
+        }
+        if let Some(readers) = &checked.readers {
+            return self.fmt_readers(f, readers);
         }
         let Some(holder) = self.pid() else {
             return match self.pid {
@@ -116,6 +121,37 @@ impl fmt::Display for Holder {
 }
 
 impl Holder {
+    /// `3 readers: pids 4242, 4243, 4250 on host db1`, with what the file
+    /// says; or `readers (…)` where they cannot be named.
+    fn fmt_readers(&self, f: &mut fmt::Formatter<'_>, readers: &[u32]) -> fmt::Result {
+        match readers {
+            [] => write!(
+                f,
+                "readers (a shared lock; which processes cannot be seen here"
+            )?,
+            [pid] => write!(f, "1 reader: pid {pid}")?,
+            pids => {
+                write!(f, "{} readers: pids ", pids.len())?;
+                for (i, pid) in pids.iter().enumerate() {
+                    write!(f, "{}{pid}", if i == 0 { "" } else { ", " })?;
+                }
+            }
+        }
+        if !readers.is_empty() {
+            write!(f, " on host {}", Shortened(sys::hostname().as_bytes()))?;
+        }
+        let mut notes = match readers.is_empty() {
+            true => Notes { f, any: true },
+            false => Notes::new(f),
+        };
+        if let Some(pid) = self.pid {
+            notes.add(format_args!(
+                "the file names the last exclusive holder, pid {pid}"
+            ))?;
+        }
+        notes.end()
+    }
+
     /// ` on host db1`, when the file names a host.
     fn fmt_file_host(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.hostname() {
@@ -175,7 +211,9 @@ pub(crate) struct Held<'a>(pub(crate) Option<&'a Holder>);
 impl fmt::Display for Held<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(holder) if holder.pid().is_some() => write!(f, " by {holder}"),
+            Some(holder) if holder.pid().is_some() || holder.holds_shared() => {
+                write!(f, " by {holder}")
+            }
             Some(holder) => write!(f, ", {holder}"),
             None => write!(f, ", holder unknown (the lock file names nobody)"),
         }

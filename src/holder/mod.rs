@@ -88,6 +88,11 @@ struct Checked {
     /// a `Holder` (and every `LockError`) 8 bytes rather than 24.
     #[allow(clippy::box_collection)]
     inherited: Option<Box<Vec<u32>>>,
+    /// Set when readers hold the lock (a shared lock): their pids, by the
+    /// kernel's word; empty where only a probe could tell that readers hold
+    /// it. Boxed for the same reason.
+    #[allow(clippy::box_collection)]
+    readers: Option<Box<Vec<u32>>>,
 }
 
 /// What this host says about the process a lock file names.

@@ -290,11 +290,17 @@ pub(crate) fn file_facts(_: &File) -> Option<FileFacts> {
 }
 
 /// Windows has no table of lock holders to ask.
-pub(crate) fn lock_holders(_: &File) -> Option<Vec<i64>> {
+pub(crate) fn lock_holders(_: &File) -> Option<Holders> {
     None
 }
 
 /// Windows has no table of lock holders to ask; the probe answers.
+/// Who holds a lock by the kernel's word, where there is one to ask (not here).
+pub(crate) struct Holders {
+    pub(crate) pids: Vec<i64>,
+    pub(crate) shared: bool,
+}
+
 pub(crate) fn is_locked_by_table(_: &File) -> Option<bool> {
     None
 }
@@ -314,11 +320,15 @@ pub(crate) fn lock_table_reads() -> usize {
 pub(crate) struct ReleaseWatch;
 
 impl ReleaseWatch {
-    pub(crate) fn new(_: &Path) -> ReleaseWatch {
+    pub(crate) fn new(_: &File, _: &Path) -> ReleaseWatch {
         ReleaseWatch
     }
 
-    pub(crate) fn wait(&mut self, timeout: std::time::Duration) {
+    pub(crate) fn keeps_events(&self) -> bool {
+        false
+    }
+
+    pub(crate) fn wait(&self, timeout: std::time::Duration) {
         std::thread::sleep(timeout);
     }
 }

@@ -394,18 +394,7 @@ impl Said {
 /// Runs `command` to its end and collects its `@@ ` lines.
 pub fn run(mut command: Command) -> Said {
     command.stdin(Stdio::null());
-    // A copied helper can be briefly "busy": another test thread forking at the
-    // moment of the copy hands its child the copy's write descriptor.
-    let mut tries = 0;
-    let output = loop {
-        match command.output() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            result => break result.unwrap(),
-        }
-    };
+    let output = retrying_busy(|| command.output());
     let stdout = String::from_utf8_lossy(&output.stdout);
     Said {
         lines: stdout
@@ -414,6 +403,22 @@ pub fn run(mut command: Command) -> Said {
             .map(str::to_owned)
             .collect(),
         status: output.status,
+    }
+}
+
+/// Runs or spawns a helper, retrying while its binary is "busy": another
+/// test thread forking at the moment a helper was copied (for `nobody`)
+/// hands its child the copy's write descriptor for a moment.
+fn retrying_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> T {
+    let mut tries = 0;
+    loop {
+        match start() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result.unwrap(),
+        }
     }
 }
 
@@ -440,7 +445,7 @@ impl Holding {
     }
 
     pub fn start_with(mut command: Command) -> Holding {
-        let mut child = command.spawn().unwrap();
+        let mut child = retrying_busy(|| command.spawn());
         let stdin = child.stdin.take();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let first_line = next_said(&mut stdout);

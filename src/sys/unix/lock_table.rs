@@ -53,7 +53,7 @@ pub(crate) fn lock_table_reads() -> usize {
 /// `/proc/locks`, as `lslocks` reads it): an exclusive holder, or every
 /// shared holder. A pid of 0 or less is a holder outside this pid namespace.
 /// `None` when the kernel cannot be asked.
-pub(crate) fn lock_holders(file: &File) -> Option<Vec<i64>> {
+pub(crate) fn lock_holders(file: &File) -> Option<Holders> {
     #[cfg(target_os = "linux")]
     {
         linux::lock_holders(file)
@@ -69,7 +69,7 @@ pub(crate) fn lock_holders(file: &File) -> Option<Vec<i64>> {
 /// file, by the kernel's word and without taking a lock; `None` where the
 /// kernel cannot be asked.
 pub(crate) fn is_locked_by_table(file: &File) -> Option<bool> {
-    lock_holders(file).map(|holders| !holders.is_empty())
+    lock_holders(file).map(|holders| !holders.pids.is_empty())
 }
 
 /// The processes that hold the lock on this file now through a descriptor
@@ -88,7 +88,7 @@ pub(crate) fn holders_by_descriptor(file: &File) -> Vec<u32> {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use super::{file_facts, flock_holders_in, FileFacts, TABLE_READS};
+    use super::{file_facts, flock_holders_in, FileFacts, Holders, TABLE_READS};
     use std::fs::File;
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
@@ -100,23 +100,23 @@ mod linux {
     /// position: when other processes take and release locks meanwhile, an
     /// entry can slip past unseen. So a table that shows no holder is read
     /// again, up to [`READS`] times.
-    pub(super) fn lock_holders(file: &File) -> Option<Vec<i64>> {
+    pub(super) fn lock_holders(file: &File) -> Option<Holders> {
         let facts = file_facts(file)?;
         for _ in 1..READS {
             match holders_in_one_read(file, &facts)? {
-                holders if holders.is_empty() => continue,
+                holders if holders.pids.is_empty() => continue,
                 holders => return Some(holders),
             }
         }
         holders_in_one_read(file, &facts)
     }
 
-    fn holders_in_one_read(file: &File, facts: &FileFacts) -> Option<Vec<i64>> {
+    fn holders_in_one_read(file: &File, facts: &FileFacts) -> Option<Holders> {
         TABLE_READS.with(|n| n.set(n.get() + 1));
         let table = std::fs::read_to_string("/proc/locks").ok()?;
         let (major, minor) = split(facts.dev);
         let direct = flock_holders_in(&table, major, minor, facts.ino);
-        if !direct.is_empty() || major != 0 {
+        if !direct.pids.is_empty() || major != 0 {
             return Some(direct);
         }
         // An anonymous device (btrfs and its subvolumes): the kernel's table
@@ -127,7 +127,7 @@ mod linux {
         };
         let (major, minor) = split(mount);
         let candidates = flock_holders_in(&table, major, minor, facts.ino);
-        if candidates.is_empty() {
+        if candidates.pids.is_empty() {
             return Some(candidates);
         }
         // Subvolumes share the device and reuse inode numbers (every
@@ -140,9 +140,10 @@ mod linux {
     /// descriptor; a candidate that has exited counts when some process
     /// holds it through an inherited descriptor; one that cannot be looked
     /// into (another user's, for a user who is not root) is kept.
-    fn verified(candidates: Vec<i64>, facts: &FileFacts) -> Vec<i64> {
+    fn verified(candidates: Holders, facts: &FileFacts) -> Holders {
         let mut inherited = None;
-        candidates
+        let pids = candidates
+            .pids
             .into_iter()
             .filter(|&pid| {
                 let Ok(pid) = u32::try_from(pid) else {
@@ -156,7 +157,8 @@ mod linux {
                     Err(_) => true,
                 }
             })
-            .collect()
+            .collect();
+        Holders { pids, ..candidates }
     }
 
     pub(super) fn holders_by_descriptor(facts: &FileFacts, only: Option<u32>) -> Vec<u32> {
@@ -228,7 +230,7 @@ mod linux {
 /// EOF` (the device in hex). Lines with `->` are processes waiting for a
 /// lock, not holding one. An exclusive holder comes first.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn flock_holders_in(table: &str, major: u64, minor: u64, ino: u64) -> Vec<i64> {
+fn flock_holders_in(table: &str, major: u64, minor: u64, ino: u64) -> Holders {
     let mut holders: Vec<(bool, i64)> = table
         .lines()
         .filter_map(|line| {
@@ -246,7 +248,19 @@ fn flock_holders_in(table: &str, major: u64, minor: u64, ino: u64) -> Vec<i64> {
         })
         .collect();
     holders.sort_by_key(|&(shared, _)| shared);
-    holders.into_iter().map(|(_, pid)| pid).collect()
+    Holders {
+        shared: holders.first().is_some_and(|&(shared, _)| shared),
+        pids: holders.into_iter().map(|(_, pid)| pid).collect(),
+    }
+}
+
+/// Who holds a file's `flock` lock, by the kernel's word: the pids (0 or
+/// less for a holder outside this pid namespace), and whether they hold it
+/// shared (readers) rather than exclusively (one writer, listed first).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Holders {
+    pub(crate) pids: Vec<i64>,
+    pub(crate) shared: bool,
 }
 
 #[cfg(test)]
@@ -265,24 +279,28 @@ mod tests {
 
     #[test]
     fn the_flock_holder_of_the_device_and_inode_is_found() {
-        assert_eq!(flock_holders_in(TABLE, 0xfe, 0, 10010633), [222]);
-        assert_eq!(flock_holders_in(TABLE, 0, 0x2a, 10010633), [444]);
+        assert_eq!(flock_holders_in(TABLE, 0xfe, 0, 10010633).pids, [222]);
+        assert_eq!(flock_holders_in(TABLE, 0, 0x2a, 10010633).pids, [444]);
     }
 
     #[test]
     fn every_shared_holder_is_found() {
-        assert_eq!(flock_holders_in(TABLE, 0xfe, 0, 66), [555, 556]);
+        assert_eq!(flock_holders_in(TABLE, 0xfe, 0, 66).pids, [555, 556]);
+        assert!(flock_holders_in(TABLE, 0xfe, 0, 66).shared);
+        assert!(!flock_holders_in(TABLE, 0xfe, 0, 10010633).shared);
     }
 
     #[test]
     fn posix_locks_waiters_and_other_files_are_not_holders() {
-        assert!(flock_holders_in(TABLE, 0xfe, 0, 77).is_empty());
-        assert!(flock_holders_in(TABLE, 0xfe, 0, 1).is_empty());
+        assert!(flock_holders_in(TABLE, 0xfe, 0, 77).pids.is_empty());
+        assert!(flock_holders_in(TABLE, 0xfe, 0, 1).pids.is_empty());
         assert_eq!(
-            flock_holders_in(TABLE, 0xfe, 0, 55),
+            flock_holders_in(TABLE, 0xfe, 0, 55).pids,
             [0],
             "pid 0: outside our namespace, but a holder"
         );
-        assert!(flock_holders_in("garbage\n\n1:\n", 0xfe, 0, 1).is_empty());
+        assert!(flock_holders_in("garbage\n\n1:\n", 0xfe, 0, 1)
+            .pids
+            .is_empty());
     }
 }

@@ -1,108 +1,211 @@
 //! Waking a waiter when the lock may have been released.
 
+use std::fs::File;
 use std::path::Path;
+use std::time::Duration;
 
 /// Wakes a waiter when the lock may have been released.
 ///
 /// On Linux an inotify watch reports when a descriptor of the file is closed,
 /// which is how nearly every holder releases (by close, by exit, by being
 /// killed), so the waiter wakes at once and costs no CPU meanwhile. A holder
-/// that unlocks without closing is caught by the waiter's periodic retry.
+/// that unlocks without closing is caught by the waiter's periodic retry, and
+/// so is every release when no inotify instance can be had.
+///
+/// One watch serves all the threads of a process that wait for one file
+/// (`crate::wait` lets one of them at a time sleep on it).
 pub(crate) struct ReleaseWatch {
-    /// The thread's inotify descriptor and this wait's watch on it.
     #[cfg(target_os = "linux")]
-    watch: Option<(std::os::fd::RawFd, libc::c_int)>,
+    watch: Option<inotify::Watch>,
 }
 
 impl ReleaseWatch {
-    /// Starts watching `path`; without a watch the waiter just retries.
-    pub(crate) fn new(path: &Path) -> ReleaseWatch {
+    /// Starts watching the open `file`, which `path` named; without a watch
+    /// the waiter just retries.
+    pub(crate) fn new(file: &File, path: &Path) -> ReleaseWatch {
         #[cfg(target_os = "linux")]
         {
             ReleaseWatch {
-                watch: inotify::watch(path),
+                watch: inotify::Watch::new(file, path),
             }
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = path;
+            let _ = (file, path);
             ReleaseWatch {}
         }
     }
 
-    /// Returns when the file was closed somewhere, or after `timeout`.
-    pub(crate) fn wait(&mut self, timeout: std::time::Duration) {
+    /// Whether closes are queued on the watch until a wait reads them, so
+    /// that a close while no thread waited on it still ends the next wait.
+    pub(crate) fn keeps_events(&self) -> bool {
         #[cfg(target_os = "linux")]
-        if let Some((fd, _)) = self.watch {
-            return inotify::wait(fd, timeout);
+        return self.watch.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// Returns when the file was closed somewhere, or after `timeout`. One
+    /// thread at a time may wait on a watch.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        #[cfg(target_os = "linux")]
+        if let Some(watch) = &self.watch {
+            return watch.wait(timeout);
         }
         std::thread::sleep(timeout);
     }
 }
 
+/// A process keeps at most this many inotify instances, whatever the number
+/// of threads that wait: each serves one watched file at a time.
 #[cfg(target_os = "linux")]
-impl Drop for ReleaseWatch {
-    fn drop(&mut self) {
-        if let Some((fd, wd)) = self.watch {
-            // SAFETY: removes this wait's watch; the kernel frees it later.
-            unsafe { libc::inotify_rm_watch(fd, wd) };
-        }
-    }
-}
+pub(crate) const MAX_INOTIFY_INSTANCES: usize = 4;
 
-/// One inotify instance per thread that has waited, kept for its later waits:
-/// closing an instance makes the kernel wait for a grace period, milliseconds
-/// that would be added to the handoff, while removing a watch costs nothing.
+/// The inotify instances are pooled: a watch borrows one and gives it back
+/// when the last waiter for its file leaves. Instances are kept open once
+/// made, because closing one makes the kernel wait for a grace period
+/// (milliseconds that would be added to a handoff), while removing a watch
+/// costs nothing. At most [`MAX_INOTIFY_INSTANCES`] exist in a process, so
+/// that waiting never exhausts the user's `fs.inotify.max_user_instances`
+/// (128 by default, shared by all of the user's programs); when the pool is
+/// empty and full, or the kernel refuses an instance, a waiter retries on its
+/// schedule instead.
 #[cfg(target_os = "linux")]
 mod inotify {
-    use std::cell::OnceCell;
+    use std::fs::File;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
+    use std::sync::Mutex;
     use std::time::Duration;
 
-    thread_local! {
-        static INSTANCE: OnceCell<Option<OwnedFd>> = const { OnceCell::new() };
+    use super::MAX_INOTIFY_INSTANCES;
+
+    struct Pool {
+        /// The process the instances belong to.
+        pid: u32,
+        idle: Vec<OwnedFd>,
+        made: usize,
     }
 
-    /// Watches `path` for closes (and for being removed or renamed, after
-    /// which a retry finds out what became of it).
-    pub(super) fn watch(path: &Path) -> Option<(RawFd, libc::c_int)> {
-        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-        let fd = INSTANCE.with(|instance| {
-            instance
-                .get_or_init(|| {
-                    // SAFETY: a new descriptor, owned as soon as it exists.
-                    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-                    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-                })
-                .as_ref()
-                .map(AsRawFd::as_raw_fd)
-        })?;
-        drain(fd); // what earlier waits left behind
-        let mask =
-            libc::IN_CLOSE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_DONT_FOLLOW;
-        // SAFETY: a valid descriptor and a NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(fd, c_path.as_ptr(), mask) };
-        (wd >= 0).then_some((fd, wd))
+    static POOL: Mutex<Pool> = Mutex::new(Pool {
+        pid: 0,
+        idle: Vec::new(),
+        made: 0,
+    });
+
+    /// The pool, emptied first in a forked child: an inherited instance is
+    /// still the parent's, whose waiters would read the child's events and
+    /// the child theirs. Closing the child's copies costs no grace period
+    /// while the parent keeps its own.
+    fn pool() -> std::sync::MutexGuard<'static, Pool> {
+        let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let me = std::process::id();
+        if pool.pid != me {
+            pool.idle.clear();
+            pool.made = 0;
+            pool.pid = me;
+        }
+        pool
     }
 
-    pub(super) fn wait(fd: RawFd, timeout: Duration) {
-        let mut poll = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let millis = timeout.as_millis().clamp(1, libc::c_int::MAX as u128) as libc::c_int;
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut poll, 1, millis) } > 0 {
-            drain(fd);
+    /// A watch for closes of one file, on an instance borrowed from the pool.
+    pub(super) struct Watch {
+        instance: Option<OwnedFd>,
+        wd: libc::c_int,
+    }
+
+    impl Watch {
+        /// Watches the inode `file` is open on, through `/proc/self/fd`, so
+        /// that the watch is on the very file waited for even if the path has
+        /// been replaced meanwhile; without `/proc`, watches `path`.
+        pub(super) fn new(file: &File, path: &Path) -> Option<Watch> {
+            let instance = borrow()?;
+            let fd = instance.as_raw_fd();
+            drain(fd); // what earlier watches left behind
+                       // Closes end tenures; a change of the link count (the file was
+                       // deleted, or replaced by a rename) or a move means the path may
+                       // name another file now. Writing the content changes no attribute
+                       // inotify reports as one.
+            let mask = libc::IN_CLOSE | libc::IN_ATTRIB | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+            let proc_path = format!("/proc/self/fd/{}\0", file.as_raw_fd());
+            // SAFETY: a valid descriptor and a NUL-terminated path.
+            let mut wd = unsafe { libc::inotify_add_watch(fd, proc_path.as_ptr().cast(), mask) };
+            if wd < 0 {
+                if let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+                    let mask = mask | libc::IN_DONT_FOLLOW;
+                    // SAFETY: as above.
+                    wd = unsafe { libc::inotify_add_watch(fd, c_path.as_ptr(), mask) };
+                }
+            }
+            if wd < 0 {
+                give_back(instance);
+                return None;
+            }
+            Some(Watch {
+                instance: Some(instance),
+                wd,
+            })
+        }
+
+        pub(super) fn wait(&self, timeout: Duration) {
+            let fd = self.instance.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+            let mut poll = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let millis = timeout.as_millis().clamp(1, libc::c_int::MAX as u128) as libc::c_int;
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut poll, 1, millis) } > 0 {
+                drain(fd);
+            }
         }
     }
 
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            if let Some(instance) = self.instance.take() {
+                // SAFETY: removes this watch; the kernel frees it later.
+                unsafe { libc::inotify_rm_watch(instance.as_raw_fd(), self.wd) };
+                give_back(instance);
+            }
+        }
+    }
+
+    /// An idle instance, or a new one while fewer than the bound exist.
+    fn borrow() -> Option<OwnedFd> {
+        let mut pool = pool();
+        if let Some(instance) = pool.idle.pop() {
+            return Some(instance);
+        }
+        if pool.made >= MAX_INOTIFY_INSTANCES {
+            return None;
+        }
+        // SAFETY: a new descriptor, owned as soon as it exists.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if fd < 0 {
+            return None;
+        }
+        pool.made += 1;
+        Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn give_back(instance: OwnedFd) {
+        pool().idle.push(instance);
+    }
+
+    /// Reads the queued events, which say nothing a retry would not: one
+    /// `read` when they fit in the buffer with room to spare (a read returns
+    /// every whole event that fits), more only when it may have filled.
     fn drain(fd: RawFd) {
         let mut events = [0u8; 4096];
-        // SAFETY: reads into `events`; the descriptor is non-blocking.
-        while unsafe { libc::read(fd, events.as_mut_ptr().cast(), events.len()) } > 0 {}
+        loop {
+            // SAFETY: reads into `events`; the descriptor is non-blocking.
+            let n = unsafe { libc::read(fd, events.as_mut_ptr().cast(), events.len()) };
+            if n < 0 || (n as usize) < events.len() / 2 {
+                return;
+            }
+        }
     }
 }

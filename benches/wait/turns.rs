@@ -1,0 +1,331 @@
+//! Taking turns: every participant loops "take the lock, hold it 50 µs,
+//! release it, wait for it again", so that at any time one holds the lock
+//! and the others wait. It shows how waiting scales with the number of
+//! waiters: handoffs per second and the CPU the participants burn, against
+//! blocking `flock(LOCK_EX)` doing the same work in the same run.
+//!
+//! Each configuration runs in fresh child processes of this bench (one
+//! process with all the threads, or one process per participant); each
+//! child reports its turns, its handoffs (turns that took the lock from
+//! another participant, counted through a shared memory word) and its own
+//! CPU time (`getrusage(RUSAGE_SELF)`) over the timed window only, so that
+//! starting processes is not counted.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use pidlockfile::{LockFile, LockOptions};
+
+use crate::common::median;
+use crate::unix::monotonic_ns;
+
+/// How long the lock is held on each turn.
+const HOLD: Duration = Duration::from_micros(50);
+/// Waiter counts (participants are one more: the holder).
+const SIZES: [usize; 4] = [1, 4, 16, 64];
+/// The waiting limit the crate's participants pass: long enough never to
+/// expire, so that the comparison is with a waiter that has a timeout at all.
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Floor,
+    Crate,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Threads,
+    Processes,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Threads => "threads",
+            Mode::Processes => "processes",
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    turns: u64,
+    handoffs: u64,
+    cpu_ns: u64,
+    wall_ns: u64,
+}
+
+fn process_cpu_ns() -> u64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
+}
+
+fn sleep_until(at_ns: u64) {
+    let now = monotonic_ns();
+    if at_ns > now {
+        std::thread::sleep(Duration::from_nanos(at_ns - now));
+    }
+}
+
+/// The floor's turn: the same calls as the crate's lock and release
+/// (open, lock, write the content, unlock, close), but blocking in
+/// `flock(LOCK_EX)`, which cannot time out.
+struct FloorLock(i32);
+
+impl FloorLock {
+    fn lock(path: &Path, content: &[u8]) -> FloorLock {
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        assert!(fd >= 0);
+        assert_eq!(unsafe { libc::flock(fd, libc::LOCK_EX) }, 0);
+        unsafe {
+            assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
+            let n = libc::pwrite(fd, content.as_ptr().cast(), content.len(), 0);
+            assert_eq!(n, content.len() as isize);
+        }
+        FloorLock(fd)
+    }
+}
+
+impl Drop for FloorLock {
+    fn drop(&mut self) {
+        unsafe {
+            libc::flock(self.0, libc::LOCK_UN);
+            libc::close(self.0);
+        }
+    }
+}
+
+/// A child's part: `threads` participants take turns until the end time the
+/// parent sends, then the child prints its tally.
+pub fn child(args: &[String]) {
+    let kind = match args[0].as_str() {
+        "floor" => Kind::Floor,
+        _ => Kind::Crate,
+    };
+    let threads: usize = args[1].parse().unwrap();
+    let path = PathBuf::from(&args[2]);
+    let shared = PathBuf::from(&args[3]);
+    // A 50 µs sleep, not the default 50 µs of timer slack on top of it.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&shared)
+        .unwrap();
+    // SAFETY: maps the shared file's first word, which outlives every use.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            8,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    let last: &'static AtomicU64 = unsafe { &*(map as *const AtomicU64) };
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).unwrap();
+    let mut times = line.split_whitespace().map(|t| t.parse::<u64>().unwrap());
+    let (start, end) = (times.next().unwrap(), times.next().unwrap());
+
+    let content = format!(" {};bench\n", std::process::id()).into_bytes();
+    let participants: Vec<_> = (0..threads)
+        .map(|i| {
+            let (path, content) = (path.clone(), content.clone());
+            let me = ((std::process::id() as u64) << 16) | (i as u64 + 1);
+            std::thread::spawn(move || {
+                let (mut turns, mut handoffs) = (0u64, 0u64);
+                sleep_until(start);
+                loop {
+                    let guard: Box<dyn Send> = match kind {
+                        Kind::Floor => Box::new(FloorLock::lock(&path, &content)),
+                        Kind::Crate => {
+                            Box::new(LockOptions::new().wait(LIMIT).lock(&path).unwrap())
+                        }
+                    };
+                    if monotonic_ns() >= end {
+                        break;
+                    }
+                    turns += 1;
+                    if last.swap(me, Ordering::SeqCst) != me {
+                        handoffs += 1;
+                    }
+                    std::thread::sleep(HOLD);
+                    drop(guard);
+                }
+                (turns, handoffs)
+            })
+        })
+        .collect();
+    sleep_until(start);
+    let cpu = process_cpu_ns();
+    let mut tally = Tally::default();
+    for participant in participants {
+        let (turns, handoffs) = participant.join().unwrap();
+        tally.turns += turns;
+        tally.handoffs += handoffs;
+    }
+    tally.cpu_ns = process_cpu_ns() - cpu;
+    writeln!(out, "{} {} {}", tally.turns, tally.handoffs, tally.cpu_ns).unwrap();
+}
+
+/// Runs one configuration for `window` and sums what its children report.
+fn run(kind: Kind, mode: Mode, waiters: usize, dir: &Path, window: Duration) -> Tally {
+    let path = dir.join("TURNS.lock");
+    let shared = dir.join("TURNS.shared");
+    drop(LockFile::lock(&path).unwrap());
+    std::fs::write(&shared, [0u8; 8]).unwrap();
+    let participants = waiters + 1;
+    let (children, threads) = match mode {
+        Mode::Threads => (1, participants),
+        Mode::Processes => (participants, 1),
+    };
+    let mut spawned: Vec<Child> = (0..children)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .arg("--turns")
+                .arg(if kind == Kind::Floor {
+                    "floor"
+                } else {
+                    "crate"
+                })
+                .arg(threads.to_string())
+                .arg(&path)
+                .arg(&shared)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut readers: Vec<_> = spawned
+        .iter_mut()
+        .map(|child| BufReader::new(child.stdout.take().unwrap()))
+        .collect();
+    let mut line = String::new();
+    for reader in &mut readers {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+    }
+    let start = monotonic_ns() + 20_000_000;
+    let end = start + window.as_nanos() as u64;
+    for child in &mut spawned {
+        writeln!(child.stdin.as_mut().unwrap(), "{start} {end}").unwrap();
+    }
+    let mut tally = Tally {
+        wall_ns: end - start,
+        ..Tally::default()
+    };
+    for (child, reader) in spawned.iter_mut().zip(&mut readers) {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        let numbers: Vec<u64> = line
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        tally.turns += numbers[0];
+        tally.handoffs += numbers[1];
+        tally.cpu_ns += numbers[2];
+        assert!(child.wait().unwrap().success());
+    }
+    tally
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn main(dir: &Path) {
+    let rounds: usize = env_or("PIDLOCKFILE_BENCH_TURN_ROUNDS", 3);
+    let window = Duration::from_millis(env_or("PIDLOCKFILE_BENCH_TURN_MS", 500));
+    let sizes: Vec<usize> = std::env::var("PIDLOCKFILE_BENCH_TURN_SIZES")
+        .ok()
+        .map(|s| s.split(',').map(|n| n.parse().unwrap()).collect())
+        .unwrap_or(SIZES.to_vec());
+    let mut configs = Vec::new();
+    for mode in [Mode::Threads, Mode::Processes] {
+        for &waiters in &sizes {
+            configs.push((mode, waiters));
+        }
+    }
+    // results[config][round] = (floor, crate), the two run back to back in
+    // alternating order, so that a noisy neighbour slows both alike.
+    let mut results = vec![Vec::new(); configs.len()];
+    for round in 0..rounds {
+        for (i, &(mode, waiters)) in configs.iter().enumerate() {
+            let pair = if (round + i) % 2 == 0 {
+                let floor = run(Kind::Floor, mode, waiters, dir, window);
+                (floor, run(Kind::Crate, mode, waiters, dir, window))
+            } else {
+                let ours = run(Kind::Crate, mode, waiters, dir, window);
+                (run(Kind::Floor, mode, waiters, dir, window), ours)
+            };
+            results[i].push(pair);
+        }
+    }
+
+    println!(
+        "\n### Taking turns: each participant locks, holds {} µs, releases, waits again\n",
+        HOLD.as_micros()
+    );
+    println!(
+        "{rounds} rounds of {} ms per configuration; medians over rounds; ratios are medians of per-round ratios to the floor (blocking flock(LOCK_EX) in the same round). A handoff is a turn that took the lock from another participant; CPU is the participants' own (user + system) over the window.\n",
+        window.as_millis()
+    );
+    println!("| waiters | as | floor handoffs/s | pidlockfile handoffs/s | ratio | floor CPU/handoff | pidlockfile CPU/handoff | ratio | floor turns/s | pidlockfile turns/s | floor CPU (cores) | pidlockfile CPU (cores) | target ≥ 0.9x handoffs, ≤ 1.1x CPU/handoff |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for (i, &(mode, waiters)) in configs.iter().enumerate() {
+        let per_second = |t: &Tally| t.handoffs as f64 * 1e9 / t.wall_ns as f64;
+        let cpu_per = |t: &Tally| t.cpu_ns as f64 / 1000.0 / t.handoffs.max(1) as f64;
+        let cores = |t: &Tally| t.cpu_ns as f64 / t.wall_ns as f64;
+        let turns = |t: &Tally| t.turns as f64 * 1e9 / t.wall_ns as f64;
+        let pairs = &results[i];
+        let med = |f: &dyn Fn(&Tally) -> f64, which: usize| {
+            median(
+                pairs
+                    .iter()
+                    .map(|p| f(if which == 0 { &p.0 } else { &p.1 }))
+                    .collect(),
+            )
+        };
+        let ratio =
+            |f: &dyn Fn(&Tally) -> f64| median(pairs.iter().map(|p| f(&p.1) / f(&p.0)).collect());
+        let (rate, cpu) = (ratio(&per_second), ratio(&cpu_per));
+        let met = rate >= 0.9 && cpu <= 1.1;
+        println!(
+            "| {waiters} | {} | {:.0} | {:.0} | {rate:.2}x | {:.1} µs | {:.1} µs | {cpu:.2}x | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+            mode.name(),
+            med(&per_second, 0),
+            med(&per_second, 1),
+            med(&cpu_per, 0),
+            med(&cpu_per, 1),
+            med(&turns, 0),
+            med(&turns, 1),
+            med(&cores, 0),
+            med(&cores, 1),
+            if met { "met" } else { "MISSED" },
+        );
+    }
+}

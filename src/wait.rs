@@ -1,0 +1,253 @@
+//! The threads of a process that wait for one file's lock take turns.
+//!
+//! Every close of a lock file wakes whoever watches it, so waiters that each
+//! watched and retried would all wake at each release, and all but one would
+//! go back to sleep: a thundering herd. Instead, the threads of this process
+//! waiting for one file share one [`ReleaseWatch`], and one of them at a time,
+//! the watcher, sleeps on it and retries; the others sleep on a condition
+//! variable, each with its own deadline, until the watcher leaves (it took
+//! the lock, gave up, or found the path naming another file). They queue in
+//! the order the system wakes them, and a thread of this process that starts
+//! waiting while others wait queues behind them rather than taking the lock
+//! from under the thread woken for it. Waiters for the exclusive lock and for
+//! the shared one queue apart; when a waiter for the shared lock takes it, the
+//! next one retries at once, since that lock does not keep it out.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::sys::{FileId, ReleaseWatch};
+
+/// The files this process's threads are waiting for; a handful at most.
+static WAITING: Mutex<Registry> = Mutex::new(Registry {
+    pid: 0,
+    queues: Vec::new(),
+});
+/// How many threads of process `WAITERS_PID` are waiting, for the lock's
+/// fast path; changed only with `WAITING` locked.
+static WAITERS: AtomicUsize = AtomicUsize::new(0);
+static WAITERS_PID: AtomicU32 = AtomicU32::new(0);
+
+struct Registry {
+    /// The process the queues belong to.
+    pid: u32,
+    queues: Vec<Arc<Queue>>,
+}
+
+/// The registry, emptied first in a child forked while threads of its parent
+/// waited: their queues are not the child's, and their watches stay the
+/// parent's (the instances are shared with it), so they are forgotten, not
+/// dropped.
+fn registry() -> MutexGuard<'static, Registry> {
+    let mut registry = lock(&WAITING);
+    let me = std::process::id();
+    if registry.pid != me {
+        registry.queues.drain(..).for_each(std::mem::forget);
+        registry.pid = me;
+        WAITERS.store(0, Ordering::Relaxed);
+        WAITERS_PID.store(me, Ordering::Relaxed);
+    }
+    registry
+}
+
+/// The retry schedule while watching: naps doubling from the first to the
+/// longest, which bounds the wait for a holder that unlocks without closing
+/// (or for any holder when the file cannot be watched).
+const FIRST_NAP: Duration = Duration::from_millis(1);
+const LONGEST_NAP: Duration = Duration::from_millis(50);
+
+/// Whether any thread of this process is waiting for a lock: a thread that
+/// starts waiting then joins the queue before trying, so as not to take the
+/// lock ahead of one woken for it. One atomic load.
+pub(crate) fn others_waiting() -> bool {
+    WAITERS.load(Ordering::Relaxed) > 0 && WAITERS_PID.load(Ordering::Relaxed) == std::process::id()
+}
+
+/// When a wait of `limit` from `start` ends (in some centuries, for a limit
+/// too large to add).
+pub(crate) fn deadline(start: Instant, limit: Duration) -> Instant {
+    start
+        .checked_add(limit)
+        .or_else(|| start.checked_add(Duration::from_secs(u32::MAX.into())))
+        .unwrap_or(start)
+}
+
+/// The waiters for one file's lock, exclusive or shared.
+struct Queue {
+    id: FileId,
+    shared: bool,
+    state: Mutex<State>,
+    turn: Condvar,
+    /// Made by the first watcher, on the file it waits with.
+    watch: OnceLock<ReleaseWatch>,
+}
+
+struct State {
+    waiting: usize,
+    /// A thread watches, or the watch is handed to a woken thread that has
+    /// yet to take it (`handed`): a thread that joins meanwhile queues.
+    watched: bool,
+    handed: bool,
+    nap: Duration,
+    /// The path names another file now: the file waited for is not worth
+    /// sleeping on, every waiter must retry and move on.
+    replaced: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a waiter does next.
+pub(crate) enum Turn {
+    /// Retry the lock: this thread watches.
+    Retry,
+    /// Sleep on the watch before retrying: this thread has just taken over
+    /// watching from another.
+    Sleep,
+    /// Give up: the deadline passed while another thread watched.
+    OutOfTime,
+}
+
+/// A thread's place among the waiters for one file, left on drop.
+pub(crate) struct Place {
+    queue: Arc<Queue>,
+    watcher: bool,
+}
+
+impl Place {
+    /// Joins the waiters for file `id`'s exclusive or `shared` lock; the
+    /// first becomes the watcher.
+    pub(crate) fn join(id: FileId, shared: bool) -> Place {
+        let mut waiting = registry();
+        let queue = match waiting
+            .queues
+            .iter()
+            .find(|queue| queue.id == id && queue.shared == shared)
+        {
+            Some(queue) => queue.clone(),
+            None => {
+                let queue = Arc::new(Queue {
+                    id,
+                    shared,
+                    state: Mutex::new(State {
+                        waiting: 0,
+                        watched: false,
+                        handed: false,
+                        nap: FIRST_NAP,
+                        replaced: false,
+                    }),
+                    turn: Condvar::new(),
+                    watch: OnceLock::new(),
+                });
+                waiting.queues.push(queue.clone());
+                queue
+            }
+        };
+        let mut state = lock(&queue.state);
+        state.waiting += 1;
+        let watcher = !std::mem::replace(&mut state.watched, true);
+        drop(state);
+        WAITERS.fetch_add(1, Ordering::Relaxed);
+        drop(waiting);
+        Place { queue, watcher }
+    }
+
+    /// Whether this thread is the one that watches and retries.
+    pub(crate) fn is_watcher(&self) -> bool {
+        self.watcher
+    }
+
+    /// Sleeps until this thread is the watcher (at once if it is), or until
+    /// `deadline` passes behind the watcher, and says what to do next.
+    pub(crate) fn watch_turn(&mut self, deadline: Instant) -> Turn {
+        if self.watcher {
+            return Turn::Retry;
+        }
+        let mut state = lock(&self.queue.state);
+        loop {
+            if state.handed {
+                state.handed = false;
+                self.watcher = true;
+                // Whatever was released since the last watcher's last retry
+                // is queued on the watch: sleeping on it first saves a retry
+                // that would find the lock taken by that watcher. A shared
+                // lock that watcher took does not keep this one out.
+                return match self.queue.watch.get() {
+                    Some(watch)
+                        if watch.keeps_events() && !state.replaced && !self.queue.shared =>
+                    {
+                        Turn::Sleep
+                    }
+                    _ => Turn::Retry,
+                };
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return Turn::OutOfTime;
+            };
+            state = match self.queue.turn.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Tells the others waiting for this file that the path names another
+    /// file now, before this thread leaves to wait for that one.
+    pub(crate) fn replaced(&self) {
+        lock(&self.queue.state).replaced = true;
+    }
+
+    /// The watcher's sleep: until the file is closed somewhere, or the next
+    /// retry on the schedule, or `deadline`. The first call makes the watch,
+    /// on `file` (which `path` named), and returns at once: a release just
+    /// before the watch existed would go unnoticed until the next retry.
+    /// The watch then serves later watchers.
+    pub(crate) fn sleep(&self, file: &File, path: &Path, deadline: Instant) {
+        debug_assert!(self.watcher);
+        let Some(watch) = self.queue.watch.get() else {
+            let _ = self.queue.watch.set(ReleaseWatch::new(file, path));
+            return;
+        };
+        let nap = {
+            let mut state = lock(&self.queue.state);
+            let nap = state.nap;
+            state.nap = (nap * 2).min(LONGEST_NAP);
+            nap
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        watch.wait(nap.min(left));
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut waiting = registry();
+        WAITERS.fetch_sub(1, Ordering::Relaxed);
+        let mut state = lock(&self.queue.state);
+        state.waiting -= 1;
+        let last = state.waiting == 0;
+        // The watcher hands the watch to one of the others; a thread that
+        // leaves while the watch is handed passes on the wake-up, which may
+        // have been meant for it.
+        if self.watcher && !last {
+            state.handed = true;
+        }
+        let wake = state.handed && !last;
+        drop(state);
+        if last {
+            waiting
+                .queues
+                .retain(|queue| !Arc::ptr_eq(queue, &self.queue));
+        }
+        drop(waiting);
+        if wake {
+            self.queue.turn.notify_one();
+        }
+    }
+}
