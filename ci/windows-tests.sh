@@ -18,17 +18,25 @@ fi
 rustup target add "$target" >/dev/null 2>&1 || rustup target add "$target"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 
-cargo test --target "$target" --no-run --message-format=json-render-diagnostics >target/windows-tests.json
+prefix=$(mktemp -d)
+# Wine's processes may still be writing into the prefix for a moment after
+# `wineserver -k`: retry the removal rather than fail a passing run on it.
+trap 'for _ in 1 2 3 4 5; do rm -rf "$prefix" 2>/dev/null && break; sleep 1; done' EXIT
+
+# The test binaries' paths come from cargo's own report, so that they are
+# found wherever the target directory is (CARGO_TARGET_DIR included).
+cargo test --target "$target" --no-run --message-format=json-render-diagnostics >"$prefix/tests.json"
 mapfile -t binaries < <(python3 -c '
 import json, sys
 for line in open(sys.argv[1]):
     message = json.loads(line)
     if message.get("reason") == "compiler-artifact" and message.get("executable") and message["profile"]["test"]:
         print(message["executable"])
-' target/windows-tests.json)
-
-prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
+' "$prefix/tests.json")
+if [ "${#binaries[@]}" -eq 0 ]; then
+    echo "no test binaries were built for $target" >&2
+    exit 1
+fi
 export WINEPREFIX="$prefix/wine" WINEDEBUG=-all WINEDLLOVERRIDES="bcryptprimitives=n,b"
 "$wine" wineboot -i >/dev/null 2>&1 || true
 x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \

@@ -236,8 +236,9 @@ fn a_full_disk_releases_the_lock_and_says_so() {
         Ok(tmpfs) => tmpfs,
         Err(why) => {
             // Said out loud, not skipped in silence; the injected write error below still runs.
-            eprintln!(
-                "NOT RUN: a_full_disk_releases_the_lock_and_says_so: cannot mount a tmpfs: {why}"
+            common::not_run(
+                "a_full_disk_releases_the_lock_and_says_so",
+                &format!("cannot mount a tmpfs: {why}"),
             );
             return;
         }
@@ -343,7 +344,10 @@ fn a_data_file_at_the_lock_path_is_refused_for_its_size_and_kept() {
 #[test]
 fn a_lock_file_planted_by_another_user_in_a_sticky_directory_is_refused() {
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("NOT RUN: a_lock_file_planted_by_another_user_in_a_sticky_directory_is_refused: needs root to chown");
+        common::not_run(
+            "a_lock_file_planted_by_another_user_in_a_sticky_directory_is_refused",
+            "needs root to chown",
+        );
         return;
     }
     use std::os::unix::fs::PermissionsExt;

@@ -58,8 +58,8 @@ fn refusal_counting_table_reads(path: &Path) -> (Holder, String, usize) {
 }
 
 /// `flock(1)` from util-linux holding `path` until killed (`args` before
-/// the path, such as `--shared`); `None`, said out loud, where it is not
-/// installed (`.ci/run` installs it and sets `PIDLOCKFILE_REQUIRE_FLOCK`).
+/// the path, such as `--shared`); `None`, said with `common::not_run`, where
+/// it is not installed (`.ci/run` installs it).
 fn flock_1(path: &Path, args: &[&str], test: &str) -> Option<Child> {
     let spawned = Command::new("flock")
         .args(["--nonblock", "--no-fork"])
@@ -71,11 +71,7 @@ fn flock_1(path: &Path, args: &[&str], test: &str) -> Option<Child> {
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            assert!(
-                std::env::var_os("PIDLOCKFILE_REQUIRE_FLOCK").is_none(),
-                "flock(1) is required: {e}"
-            );
-            eprintln!("NOT RUN: {test}: no flock(1) ({e}); install util-linux");
+            common::not_run(test, &format!("no flock(1) ({e}); install util-linux"));
             return None;
         }
     };
@@ -464,11 +460,10 @@ fn an_inherited_lock_names_the_processes_that_hold_it_now() {
     let out = match spawned {
         Ok(out) => out,
         Err(e) => {
-            assert!(
-                std::env::var_os("PIDLOCKFILE_REQUIRE_FLOCK").is_none(),
-                "{e}"
+            common::not_run(
+                "an_inherited_lock_names_the_processes_that_hold_it_now",
+                &format!("no flock(1) ({e})"),
             );
-            eprintln!("NOT RUN: an_inherited_lock_names_the_processes_that_hold_it_now: {e}");
             return;
         }
     };
@@ -581,9 +576,9 @@ mod file_systems {
         }
     }
 
-    /// Mounts `kind` at `<dir>/fs`; `None`, said out loud, where this machine
-    /// cannot (not root, no tools); CI installs the tools and sets
-    /// `PIDLOCKFILE_REQUIRE_MOUNTS`, which makes that a failure.
+    /// Mounts `kind` at `<dir>/fs`; `None`, said with `common::not_run`, where
+    /// this machine cannot (not root, no tools); CI installs the tools and
+    /// makes that a failure.
     fn mount(kind: &str, test: &str) -> Option<Mount> {
         let dir = tempfile::tempdir().unwrap();
         let script = match kind {
@@ -609,11 +604,7 @@ mod file_systems {
                     .arg("-l")
                     .arg(dir.path().join("fs"))
                     .status();
-                assert!(
-                    std::env::var_os("PIDLOCKFILE_REQUIRE_MOUNTS").is_none(),
-                    "{test}: cannot mount {kind}: {why}"
-                );
-                eprintln!("NOT RUN: {test}: cannot mount {kind}: {why}");
+                common::not_run(test, &format!("cannot mount {kind}: {why}"));
                 None
             }
         }

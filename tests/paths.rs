@@ -97,7 +97,10 @@ fn a_read_only_file_system_is_refused_and_left_as_it_was() {
         .arg(dir.path())
         .output();
     if !mounted.as_ref().is_ok_and(|out| out.status.success()) {
-        eprintln!("NOT RUN: a_read_only_file_system_is_refused_and_left_as_it_was: cannot mount a tmpfs: {mounted:?}");
+        common::not_run(
+            "a_read_only_file_system_is_refused_and_left_as_it_was",
+            &format!("cannot mount a tmpfs: {mounted:?}"),
+        );
         return;
     }
     let path = dir.path().join("LOCK");

@@ -2,9 +2,11 @@
 //! excludes the other, and each reads the other's holder.
 //!
 //! Needs `python3` with `zc.lockfile` (`.ci/run` installs it). Elsewhere the
-//! tests say that they did not run, unless `PIDLOCKFILE_REQUIRE_ZC_LOCKFILE`
-//! is set, which makes a missing zc.lockfile a failure.
+//! tests say that they did not run (`common::not_run`), or fail where
+//! `PIDLOCKFILE_REQUIRE_ALL` is set.
 #![cfg(unix)]
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -19,11 +21,10 @@ fn zc_lockfile_available(test: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(
-            std::env::var_os("PIDLOCKFILE_REQUIRE_ZC_LOCKFILE").is_none(),
-            "zc.lockfile is required but python3 cannot import it"
+        common::not_run(
+            test,
+            "python3 cannot import zc.lockfile (pip install zc.lockfile)",
         );
-        eprintln!("NOT RUN: {test}: python3 cannot import zc.lockfile (pip install zc.lockfile)");
     }
     found
 }

@@ -329,8 +329,26 @@ pub fn limit_file_size(command: &mut Command, bytes: u64) {
     command.env(FILE_SIZE_LIMIT, bytes.to_string());
 }
 
-/// Like [`helper_command`], but as user and group `nobody`; `None`, said out
-/// loud, where this process is not root and so cannot drop privileges (CI
+/// The variable that makes a test that cannot run here fail instead of
+/// passing without running (`.ci/run` sets it).
+pub const REQUIRE_ALL: &str = "PIDLOCKFILE_REQUIRE_ALL";
+
+/// Says that `test` did not run on this machine, and why: one `NOT RUN:` line
+/// on the real stderr, which `cargo test` shows (it captures `eprintln!` of
+/// passing tests, not the stream itself). Where [`REQUIRE_ALL`] is set it
+/// panics instead, so that in CI a test that cannot run fails. The caller
+/// returns from the test after this.
+pub fn not_run(test: &str, why: &str) {
+    assert!(
+        std::env::var_os(REQUIRE_ALL).is_none(),
+        "NOT RUN: {test}: {why} ({REQUIRE_ALL} is set: every test must run)"
+    );
+    // A pass that ran nothing must not look like the others.
+    let _ = writeln!(std::io::stderr(), "NOT RUN: {test}: {why}");
+}
+
+/// Like [`helper_command`], but as user and group `nobody`; `None`, said with
+/// [`not_run`], where this process is not root and so cannot drop privileges (CI
 /// and the test machines run as root). The binary is copied where `nobody`
 /// can run it, whatever the permissions of the build directory.
 pub fn helper_command_as_nobody(
@@ -340,7 +358,7 @@ pub fn helper_command_as_nobody(
     test: &str,
 ) -> Option<Command> {
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("NOT RUN: {test}: needs root to drop privileges to nobody");
+        not_run(test, "needs root to drop privileges to nobody");
         return None;
     }
     let exe = scratch.join("helper-as-nobody");

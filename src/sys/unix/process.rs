@@ -160,6 +160,10 @@ mod linux {
         use super::*;
 
         #[test]
+        #[cfg_attr(
+            miri,
+            ignore = "asks sysconf(3) for the clock tick, which Miri does not run"
+        )]
         fn the_state_and_start_time_are_read_past_a_tricky_command_name() {
             let line = b"4242 (a) b (Z) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
                          1 2 0 0 20 0 1 0 12345 1000 100 18446744073709551615";
@@ -177,6 +181,7 @@ mod linux {
         }
 
         #[test]
+        #[cfg_attr(miri, ignore = "reads /proc, which Miri's isolation hides")]
         fn this_process_runs_and_started_before_now() {
             let Some(ProcessState::Running {
                 started: Some(started),
