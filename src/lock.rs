@@ -146,7 +146,8 @@ impl LockFile {
     /// machine meanwhile, so this is an operator's call, not one for a hot
     /// loop. Elsewhere, or where `/proc` cannot be read, it asks by taking a
     /// shared lock for an instant: a `lock()` racing with that instant is
-    /// refused, naming the caller.
+    /// refused, naming the caller, and a shared (reader) holder is not seen,
+    /// since readers do not keep out a shared lock.
     ///
     /// ```
     /// use pidlockfile::LockFile;
@@ -286,14 +287,15 @@ impl fmt::Debug for LockFile {
     }
 }
 
-/// Replaces the file's content with `content`: the length first (which
-/// on Unix also refuses anything but a regular file, before a byte is
-/// written), then the bytes. When that first step fails nothing has
-/// changed; when the write then fails (the disk is full), the file is
-/// emptied, since a torn line could name a pid that never held the lock.
+/// Replaces the file's content with `content`: the bytes first, then the
+/// length. A process reading the file meanwhile sees the old content, or the
+/// new line (followed, for a moment, by the old tail), never the old line
+/// alone with the release mark cut off, which would vouch for a holder that
+/// has released the lock. When the first write fails with nothing written
+/// (the disk is full), nothing has changed; when it fails part way, the file
+/// is emptied, since a torn line could name a pid that never held the lock.
 /// No fsync: the content is diagnostic, and the lock lives in the kernel.
 fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
-    sys::set_len(file, content.len() as u64)?;
     let mut written = 0;
     while written < content.len() {
         let result = match sys::write_at(file, &content[written..], written as u64) {
@@ -304,12 +306,16 @@ fn write_content(file: &File, content: &[u8]) -> io::Result<()> {
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                let _ = file.set_len(0);
+                if written > 0 {
+                    let _ = file.set_len(0);
+                }
                 return Err(e);
             }
         }
     }
-    Ok(())
+    sys::set_len(file, content.len() as u64).inspect_err(|_| {
+        let _ = file.set_len(0);
+    })
 }
 
 /// How to take the lock, from the options.
@@ -402,12 +408,20 @@ fn wait_for_lock(
             }
             wait::Turn::Sleep => {}
             wait::Turn::OutOfTime => {
-                // Out of time behind the watcher: the last try it would make.
-                if sys::try_lock(&file, how.shared).map_err(io)? {
-                    if sys::locked_file_is_at_path(id, path).map_err(io)? {
+                // Out of time behind the watcher: the last try it would make,
+                // on the file the path names now (so that a refusal names
+                // that file's holder).
+                let locked = sys::try_lock(&file, how.shared).map_err(io)?;
+                if sys::locked_file_is_at_path(id, path).map_err(io)? {
+                    if locked {
                         return Ok((file, id));
                     }
-                    let _ = sys::unlock(&file);
+                } else {
+                    drop(file);
+                    match lock_at_path(path, how).map_err(io)? {
+                        Attempt::Locked(file, id) => return Ok((file, id)),
+                        Attempt::Held(held, held_id) => (file, id) = (held, held_id),
+                    }
                 }
             }
         }

@@ -368,6 +368,20 @@ fn a_lock_file_planted_by_another_user_in_a_sticky_directory_is_refused() {
     );
     assert_eq!(bytes(&path), b" 1;forged\n");
 
+    // The same without the sticky bit, where anyone may replace it.
+    let open_dir = dir.path().join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let planted = open_dir.join("app.lock");
+    std::fs::write(&planted, " 1;forged\n").unwrap();
+    std::os::unix::fs::chown(&planted, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+    let (_, message) = io_error(&planted);
+    assert!(
+        message.contains("in a world-writable directory"),
+        "{message}"
+    );
+    assert_eq!(bytes(&planted), b" 1;forged\n");
+
     // Our own file there is ours to lock; so is another user's file in a
     // directory that is not world-writable.
     std::fs::remove_file(&path).unwrap();

@@ -104,7 +104,7 @@ fn run_exits_with_the_programs_status() {
 }
 
 #[test]
-fn the_program_runs_holding_the_lock_but_without_its_descriptor() {
+fn the_program_runs_holding_the_lock_and_its_descriptor() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     // The program lists its descriptors, then prints the lock file ("$0").
@@ -121,9 +121,10 @@ fn the_program_runs_holding_the_lock_but_without_its_descriptor() {
     assert!(out.status.success(), "{out:?}");
     let text = stdout(&out);
     let (fds, content) = text.split_once("---\n").unwrap();
+    // Its descriptor keeps the lock should `run` be killed.
     assert!(
-        !fds.contains(path.to_str().unwrap()),
-        "the program inherited the lock: {fds}"
+        fds.contains(path.to_str().unwrap()),
+        "the program did not inherit the lock's descriptor: {fds}"
     );
     assert_eq!(
         Holder::parse(content.as_bytes()).unwrap().pid(),
@@ -865,7 +866,7 @@ fn help_lists_exit_codes_and_whether_the_program_inherits_the_lock() {
         "126",
         "127",
         "--inherit",
-        "does not inherit",
+        "COMMAND inherits the lock's descriptor",
         "SIGINT",
     ] {
         assert!(run.contains(says), "run --help lacks {says:?}:\n{run}");
@@ -1097,4 +1098,71 @@ fn mode_gives_a_new_lock_file_exactly_those_bits_and_bad_modes_are_refused() {
             "{bad}: {out:?}"
         );
     }
+}
+
+#[test]
+fn kill_9_of_run_whose_program_changed_its_uid_leaves_the_lock_with_the_program() {
+    // Linux clears the death signal when the program changes its uid, as a
+    // daemon dropping privileges or `setpriv` does: the program then outlives
+    // `run`, and must keep the lock through the descriptor it inherited.
+    if unsafe { libc::geteuid() } != 0 {
+        common::not_run(
+            "kill_9_of_run_whose_program_changed_its_uid_leaves_the_lock_with_the_program",
+            "needs root to change uid",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let mut run = pidlockfile()
+        .arg("run")
+        .arg(&path)
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sleep",
+            "60",
+        ])
+        .spawn()
+        .unwrap();
+    wait_until(|| LockFile::is_locked(&path).unwrap());
+    // Wait for the uid change (the exec of sleep as nobody).
+    let program = {
+        let mut found = None;
+        wait_until(|| {
+            found = std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .find_map(|entry| {
+                    let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                    let ppid: u32 = stat[stat.rfind(')')? + 2..]
+                        .split(' ')
+                        .nth(1)?
+                        .parse()
+                        .ok()?;
+                    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+                    (ppid == run.id() && comm.trim() == "sleep").then_some(pid)
+                });
+            found.is_some()
+        });
+        found.unwrap()
+    };
+    run.kill().unwrap();
+    run.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = unsafe { libc::kill(program as i32, 0) } == 0;
+    let second = output(&["run", "PATH", "true"], &path);
+    unsafe { libc::kill(program as i32, libc::SIGKILL) };
+    assert!(
+        alive,
+        "the uid change was expected to clear the death signal"
+    );
+    assert_eq!(
+        second.status.code(),
+        Some(75),
+        "the program runs on unlocked: {second:?}"
+    );
 }

@@ -20,7 +20,7 @@ mod status;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pidlockfile::{LockError, LockFile, LockOptions};
@@ -32,13 +32,16 @@ pub const HELD: u8 = 75;
 pub const ERROR: u8 = 2;
 
 const RUN_HELP: &str = "\
-COMMAND does not inherit the lock's descriptor unless --inherit is given:
-  default    the lock is released when COMMAND exits. On Linux COMMAND gets
-             SIGKILL if `run` dies first (PR_SET_PDEATHSIG), so it never runs
-             on without the lock; processes COMMAND starts are not covered.
-  --inherit  COMMAND and everything it starts inherit the descriptor, as with
-             flock(1): the lock lasts until the last of them exits, and the
-             kernel releases it then (not marked as a clean release).
+COMMAND inherits the lock's descriptor, so COMMAND never runs on without the
+lock: if `run` is killed (SIGKILL, the OOM killer), COMMAND keeps the lock
+until it exits.
+  default    the lock is released when COMMAND exits: `run` unlocks it for
+             every holder of the descriptor, processes COMMAND started
+             included. On Linux COMMAND also gets SIGKILL if `run` dies
+             first (PR_SET_PDEATHSIG).
+  --inherit  COMMAND and everything it starts keep the lock, as with
+             flock(1): it lasts until the last of them exits, and the kernel
+             releases it then (not marked as a clean release).
 
 Signals: SIGINT and SIGQUIT (the terminal's Ctrl-C and Ctrl-\\ reach the whole
 foreground process group, COMMAND included) are not passed on, and do not end
@@ -68,7 +71,9 @@ Exit status:
 const HOLD_HELP: &str = "\
 Prints one line on stdout once it holds the lock, and one once it has released
 it. A signal during --wait ends the wait without taking the lock (`hold` dies
-of that signal). If stdout cannot be written, the lock is released.
+of that signal), unless `hold` started with it ignored (SIGINT for a background
+job of a non-interactive shell, SIGHUP under nohup). If stdout cannot be
+written, the lock is released.
 
 Exit status:
   0   released after SIGINT, SIGTERM or SIGHUP
@@ -169,7 +174,6 @@ impl LockArgs {
         let Some(limit) = self.wait.filter(|limit| !limit.is_zero()) else {
             return options.lock(&self.path);
         };
-        let start = Instant::now();
         // The first try is quiet: its refusal is not the outcome, the wait's is.
         let first = options.clone().log_refusal(None).lock(&self.path);
         let held = match first {
@@ -186,17 +190,13 @@ impl LockArgs {
             "pidlockfile: waiting {how_long} for {:?}: {held}",
             self.path
         );
-        options.wait(
-            limit
-                .saturating_sub(start.elapsed())
-                .max(Duration::from_nanos(1)),
-        );
+        // The whole limit: the quiet first try took microseconds, and the
+        // timeout's message then reports the limit the user gave.
+        options.wait(limit);
         options.lock(&self.path)
     }
 }
 
-/// Seconds as a decimal number (`0.5`, `30`, `1e3`), or `inf` (also
-/// `infinity`, or any number too large for a `Duration`) to wait forever.
 /// Permission bits in octal, as chmod(1) takes them: `666`, `0o660`, `0640`.
 fn parse_mode(text: &str) -> Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
@@ -206,6 +206,8 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{text:?} is not a file mode in octal (0 to 7777, such as 666)"))
 }
 
+/// Seconds as a decimal number (`0.5`, `30`, `1e3`), or `inf` (also
+/// `infinity`, or any number too large for a `Duration`) to wait forever.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .trim()

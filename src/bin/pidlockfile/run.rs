@@ -31,20 +31,20 @@ pub fn run(args: &LockArgs, inherit: bool, command: &[OsString]) -> ExitCode {
         program.pre_exec(move || {
             // The program starts with the mask `run` started with.
             set_mask(libc::SIG_SETMASK, &old_mask);
-            if inherit {
-                // The program inherits the lock's open file description.
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else {
+            // The program inherits the lock's open file description, so that
+            // the lock lives as long as it does even if `run` is killed, or
+            // the death signal below is lost (the kernel clears it when the
+            // program execs a set-user-ID binary or changes its uid).
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if !inherit {
                 die_with_parent(parent)?;
             }
             Ok(())
         })
     };
-    // Without --inherit, the lock's descriptor is close-on-exec: the program
-    // does not inherit it.
     let spawned = program.spawn();
     let mut terminal_actions = Vec::new();
     if let Ok(child) = &spawned {
@@ -79,6 +79,8 @@ pub fn run(args: &LockArgs, inherit: bool, command: &[OsString]) -> ExitCode {
         // releases it when the last of them exits.
         lock.detach();
     } else if let Err(e) = lock.close() {
+        // The explicit unlock releases the lock for every process that holds
+        // the descriptor, those the program started included.
         eprintln!("pidlockfile: {e}");
     }
     // Ctrl-C from now on ends `run` again, as before the program started.

@@ -157,33 +157,39 @@ fn check_writable_lock_file(path: &Path, stat: &libc::stat) -> io::Result<()> {
         ));
     }
     // SAFETY: geteuid cannot fail.
-    if stat.st_uid != unsafe { libc::geteuid() } && in_shared_sticky_dir(path) {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "the file is owned by {}, in a world-writable sticky directory \
-                 such as /tmp, where its owner may forge its content or delete and \
-                 recreate it while the lock is held; a lock file shared between \
-                 users belongs in a directory that is not world-writable",
-                user_name(stat.st_uid)
-            ),
-        ));
+    if stat.st_uid != unsafe { libc::geteuid() } {
+        if let Some(sticky) = in_world_writable_dir(path) {
+            let kind = if sticky {
+                "sticky directory such as /tmp"
+            } else {
+                "directory"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the file is owned by {}, in a world-writable {kind}, where its \
+                     owner may forge its content or delete and recreate it while the \
+                     lock is held; a lock file shared between users belongs in a \
+                     directory that is not world-writable",
+                    user_name(stat.st_uid)
+                ),
+            ));
+        }
     }
     Ok(())
 }
 
-/// Whether the directory holding `path` is world-writable and sticky, as
-/// /tmp is: any user may create files there, but only their owner may
-/// delete them. Asked only about files that another user owns.
-fn in_shared_sticky_dir(path: &Path) -> bool {
+/// Whether the directory holding `path` is world-writable, and if so
+/// whether it is sticky, as /tmp is (any user may create files there, and
+/// only their owner may delete them; without the sticky bit anyone may).
+/// Asked only about files that another user owns.
+fn in_world_writable_dir(path: &Path) -> Option<bool> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    dir.metadata().is_ok_and(|meta| {
-        let mode = mode_t(meta.mode());
-        mode & libc::S_ISVTX != 0 && mode & libc::S_IWOTH != 0
-    })
+    let mode = mode_t(dir.metadata().ok()?.mode());
+    (mode & libc::S_IWOTH != 0).then_some(mode & libc::S_ISVTX != 0)
 }
 
 /// `user "name" (uid N)`, or `uid N` when the user has no name.
