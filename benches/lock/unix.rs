@@ -105,11 +105,11 @@ fn c_path(path: &Path) -> CString {
 /// ours, or planted by another user?), `flock`, `lstat` of
 /// the path (it still names the locked file), `pread` (the previous holder,
 /// for `previous()`), `getpid` (whose content, and who may unlock),
-/// `ftruncate` and `pwrite` (the content), then on release `getpid` (only the
+/// `pwrite` and `ftruncate` (the content), then on release `getpid` (only the
 /// process that locked unlocks), `pwrite` of the clean-release mark,
 /// `flock(LOCK_UN)`, `close`.
 const SAME_CALLS: &str = "floor: libc open, fstat, geteuid, flock, lstat, pread, getpid, \
-     ftruncate, pwrite, getpid, pwrite (release mark), unlock, close";
+     pwrite, ftruncate, getpid, pwrite (release mark), unlock, close";
 const BARE: &str = "bare floor: libc open, flock, pwrite, ftruncate, unlock, close";
 const CYCLE: &str = "pidlockfile: LockFile::lock, close";
 
@@ -128,9 +128,11 @@ fn uncontended(path: &Path) {
                 let mut previous = [0u8; 96];
                 assert!(libc::pread(fd, previous.as_mut_ptr().cast(), previous.len(), 0) > 0);
                 assert!(libc::getpid() > 0);
-                assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
+                // The content, then its length (a reader never sees the old
+                // line without its release mark).
                 let n = libc::pwrite(fd, content.as_ptr().cast(), content.len(), 0);
                 assert_eq!(n, content.len() as isize);
+                assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
                 // Only the process that took the lock marks its release.
                 assert!(libc::getpid() > 0);
                 let mark = b"released 4242\n";
