@@ -366,6 +366,29 @@ pub(crate) fn lock_at_path(path: &Path, how: &How) -> io::Result<Attempt> {
     )))
 }
 
+/// A waiter's retry of the file it waits on: the lock, when it is free and
+/// the path still names the file. When the path names another file now (it
+/// was deleted, moved or replaced), `replaced` runs, the descriptor is
+/// dropped, and the attempt starts again from the open, on the new file.
+pub(crate) fn retry(
+    path: &Path,
+    how: &How,
+    file: File,
+    id: sys::FileId,
+    replaced: impl FnOnce(),
+) -> io::Result<Attempt> {
+    let locked = sys::try_lock(&file, how.shared)?;
+    if sys::locked_file_is_at_path(id, path)? {
+        return Ok(match locked {
+            true => Attempt::Locked(file, id),
+            false => Attempt::Held(file, id),
+        });
+    }
+    replaced();
+    drop(file);
+    lock_at_path(path, how)
+}
+
 /// Retries until the lock is taken or `limit` passes, sleeping between tries
 /// until the file is closed somewhere. The threads of this process waiting
 /// for one file take turns at watching and retrying (see [`wait`]). A retry
@@ -390,19 +413,16 @@ fn wait_for_lock(
         }
         match place.watch_turn(deadline) {
             wait::Turn::Retry => {
-                let locked = sys::try_lock(&file, how.shared).map_err(io)?;
-                if sys::locked_file_is_at_path(id, path).map_err(io)? {
-                    if locked {
-                        return Ok((file, id));
-                    }
-                } else {
+                let mut replaced = false;
+                let on_replaced = || {
                     place.replaced();
-                    drop(place);
-                    drop(file);
-                    match lock_at_path(path, how).map_err(io)? {
-                        Attempt::Locked(file, id) => return Ok((file, id)),
-                        Attempt::Held(held, held_id) => (file, id) = (held, held_id),
-                    }
+                    replaced = true;
+                };
+                match retry(path, how, file, id, on_replaced).map_err(io)? {
+                    Attempt::Locked(file, id) => return Ok((file, id)),
+                    Attempt::Held(held, held_id) => (file, id) = (held, held_id),
+                }
+                if replaced {
                     place = wait::Place::join(id, how.shared);
                 }
             }
@@ -411,17 +431,9 @@ fn wait_for_lock(
                 // Out of time behind the watcher: the last try it would make,
                 // on the file the path names now (so that a refusal names
                 // that file's holder).
-                let locked = sys::try_lock(&file, how.shared).map_err(io)?;
-                if sys::locked_file_is_at_path(id, path).map_err(io)? {
-                    if locked {
-                        return Ok((file, id));
-                    }
-                } else {
-                    drop(file);
-                    match lock_at_path(path, how).map_err(io)? {
-                        Attempt::Locked(file, id) => return Ok((file, id)),
-                        Attempt::Held(held, held_id) => (file, id) = (held, held_id),
-                    }
+                match retry(path, how, file, id, || {}).map_err(io)? {
+                    Attempt::Locked(file, id) => return Ok((file, id)),
+                    Attempt::Held(held, held_id) => (file, id) = (held, held_id),
                 }
             }
         }

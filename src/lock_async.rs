@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::LockError;
-use crate::lock::{announce, lock_at_path, refusal, Attempt, How, LockFile};
+use crate::lock::{announce, lock_at_path, refusal, retry, Attempt, How, LockFile};
 use crate::options::LockOptions;
 use crate::sys::{self, AsyncReleaseWatch};
 use crate::template::Template;
@@ -56,22 +56,21 @@ async fn wait_for_lock(
     let io = |e| LockError::io(path, e);
     announce(path, how, &file);
     // Made before the next try, so that a release in between is not missed.
-    let mut watch = AsyncReleaseWatch::new(&file, path);
+    let mut watch = Some(AsyncReleaseWatch::new(&file, path));
     let mut nap = wait::FIRST_NAP;
     loop {
-        let locked = sys::try_lock(&file, how.shared).map_err(io)?;
-        if sys::locked_file_is_at_path(id, path).map_err(io)? {
-            if locked {
-                return Ok((file, id));
-            }
-        } else {
-            drop(watch);
-            drop(file);
-            match lock_at_path(path, how).map_err(io)? {
-                Attempt::Locked(file, id) => return Ok((file, id)),
-                Attempt::Held(held, held_id) => (file, id) = (held, held_id),
-            }
-            watch = AsyncReleaseWatch::new(&file, path);
+        let mut replaced = false;
+        // The old watch goes first, to give its instance back to the pool.
+        let on_replaced = || {
+            drop(watch.take());
+            replaced = true;
+        };
+        match retry(path, how, file, id, on_replaced).map_err(io)? {
+            Attempt::Locked(file, id) => return Ok((file, id)),
+            Attempt::Held(held, held_id) => (file, id) = (held, held_id),
+        }
+        if replaced {
+            watch = Some(AsyncReleaseWatch::new(&file, path));
             nap = wait::FIRST_NAP;
             continue;
         }
@@ -81,7 +80,10 @@ async fn wait_for_lock(
             return Err(refusal(path, how, &file, Some(waited)));
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        watch.wait(nap.min(left)).await;
+        // Always there: only a replacement takes it, and puts a new one.
+        if let Some(watch) = &mut watch {
+            watch.wait(nap.min(left)).await;
+        }
         nap = (nap * 2).min(wait::LONGEST_NAP);
     }
 }
