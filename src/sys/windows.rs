@@ -18,7 +18,7 @@ use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::holder::MAX_FILE_BYTES;
+use crate::rules;
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_ACCESS_DENIED, ERROR_LOCK_VIOLATION, HANDLE, STILL_ACTIVE,
 };
@@ -66,27 +66,8 @@ pub(crate) fn open_for_locking(
     };
     ensure_regular(&file)?;
     let info = file_information(&file)?;
-    if info.nNumberOfLinks > 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "the file has {} hard links, so writing the holder would change the \
-                 file under its other names too; a lock file has one name (see \
-                 \"Hard links\" in the crate's documentation)",
-                info.nNumberOfLinks
-            ),
-        ));
-    }
-    let size = (u64::from(info.nFileSizeHigh) << 32) | u64::from(info.nFileSizeLow);
-    if size > MAX_FILE_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "the file holds {size} bytes, more than any lock file ({MAX_FILE_BYTES} at \
-                 most): it does not look like a lock file, and is left untouched"
-            ),
-        ));
-    }
+    rules::one_link(info.nNumberOfLinks.into())?;
+    rules::lock_file_size((u64::from(info.nFileSizeHigh) << 32) | u64::from(info.nFileSizeLow))?;
     Ok((file, file_id(&info)))
 }
 

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use crate::holder::MAX_FILE_BYTES;
+use crate::rules;
 
 /// Mode of a lock file this crate creates (before the umask): its owner
 /// locks it, everyone may read who holds it.
@@ -135,27 +135,9 @@ fn check_writable_lock_file(path: &Path, stat: &libc::stat) -> io::Result<()> {
     if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(not_regular(stat.st_mode));
     }
-    if stat.st_nlink > 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "the file has {} hard links, so writing the holder would change the \
-                 file under its other names too; a lock file has one name (see \
-                 \"Hard links\" in the crate's documentation)",
-                stat.st_nlink
-            ),
-        ));
-    }
-    if stat.st_size as u64 > MAX_FILE_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "the file holds {} bytes, more than any lock file ({MAX_FILE_BYTES} at \
-                 most): it does not look like a lock file, and is left untouched",
-                stat.st_size
-            ),
-        ));
-    }
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+    rules::one_link(stat.st_nlink as u64)?;
+    rules::lock_file_size(stat.st_size as u64)?;
     // SAFETY: geteuid cannot fail.
     if stat.st_uid != unsafe { libc::geteuid() } {
         if let Some(sticky) = in_world_writable_dir(path) {
