@@ -23,5 +23,8 @@ unix_only! {
     waiting: "Unix only: tests/waiting.rs (the Unix test helpers, /proc/self/fd)",
     zc_lockfile: "Unix only: tests/zc_lockfile.rs (python3 with zc.lockfile)",
     cli: "Unix only: tests/cli.rs (the command forwards Unix signals)",
+    replaced_file: "Linux only: tests/replaced_file.rs (on Windows a held lock file cannot be deleted or renamed: see any_platform)",
+    shared: "Unix only: tests/shared.rs (readers in helper processes, uid nobody; any_platform has readers in one process)",
+    async_wait: "Unix only: tests/async_wait.rs (helper processes, /proc/self/fd)",
     doctests: "not run under Wine: doctests are not cross-compiled",
 }
