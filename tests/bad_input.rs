@@ -341,6 +341,19 @@ fn a_data_file_at_the_lock_path_is_refused_for_its_size_and_kept() {
     assert_eq!(&head, b"SQLite format 3\0");
 }
 
+/// `app.lock` with forged content, owned by `nobody`, in a new directory
+/// `name` of `parent` with permissions `mode`.
+fn plant_as_nobody(parent: &Path, name: &str, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    let path = dir.join("app.lock");
+    std::fs::write(&path, " 1;forged\n").unwrap();
+    std::os::unix::fs::chown(&path, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+    path
+}
+
 #[test]
 fn a_lock_file_planted_by_another_user_in_a_sticky_directory_is_refused() {
     if unsafe { libc::geteuid() } != 0 {
@@ -350,14 +363,8 @@ fn a_lock_file_planted_by_another_user_in_a_sticky_directory_is_refused() {
         );
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let path = tmp.join("app.lock");
-    std::fs::write(&path, " 1;forged\n").unwrap();
-    std::os::unix::fs::chown(&path, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+    let path = plant_as_nobody(dir.path(), "tmp", 0o1777);
 
     let (source, message) = io_error(&path);
     assert_eq!(source.kind(), ErrorKind::PermissionDenied, "{message}");
@@ -369,12 +376,7 @@ fn a_lock_file_planted_by_another_user_in_a_sticky_directory_is_refused() {
     assert_eq!(bytes(&path), b" 1;forged\n");
 
     // The same without the sticky bit, where anyone may replace it.
-    let open_dir = dir.path().join("open");
-    std::fs::create_dir(&open_dir).unwrap();
-    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let planted = open_dir.join("app.lock");
-    std::fs::write(&planted, " 1;forged\n").unwrap();
-    std::os::unix::fs::chown(&planted, Some(common::NOBODY), Some(common::NOBODY)).unwrap();
+    let planted = plant_as_nobody(dir.path(), "open", 0o777);
     let (_, message) = io_error(&planted);
     assert!(
         message.contains("in a world-writable directory"),

@@ -72,6 +72,16 @@ unsafe fn read_holder(fd: libc::c_int) {
     assert!(libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), n as libc::off_t) >= 0);
 }
 
+/// The bare refusal: `open`, `flock` failing with `EWOULDBLOCK`, `pread` of
+/// the holder, `close`; none of the checks.
+unsafe fn bare_refusal(path: &CString) {
+    let fd = open_raw(path);
+    assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
+    let mut buf = [0u8; 4096];
+    assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
+    libc::close(fd);
+}
+
 /// The inode the path names now, asked as std's `symlink_metadata` asks:
 /// `statx` on Linux, `lstat` elsewhere.
 #[allow(clippy::unnecessary_cast)]
@@ -216,13 +226,7 @@ fn refused(path: &Path) {
         },
         Case {
             name: "bare floor: libc open, flock (EWOULDBLOCK), pread, close",
-            run: Box::new(|| unsafe {
-                let fd = open_raw(&c_path);
-                assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
-                let mut buf = [0u8; 4096];
-                assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
-                libc::close(fd);
-            }),
+            run: Box::new(|| unsafe { bare_refusal(&c_path) }),
         },
         Case {
             name: "pidlockfile: refused, holder named, no logger",
@@ -313,13 +317,7 @@ fn stale_refused(dir: &Path) {
         let mut cases = vec![
             Case {
                 name: "floor: libc open, flock (EWOULDBLOCK), pread, close",
-                run: Box::new(|| unsafe {
-                    let fd = open_raw(&c_path);
-                    assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
-                    let mut buf = [0u8; 4096];
-                    assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
-                    libc::close(fd);
-                }),
+                run: Box::new(|| unsafe { bare_refusal(&c_path) }),
             },
             Case {
                 name: "pidlockfile: refused, stale content, kernel asked",
