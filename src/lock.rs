@@ -82,7 +82,7 @@ impl LockFile {
                 let (file, id) = sys::open_for_locking(path, how.mode, how.shared).map_err(io)?;
                 Attempt::Held(file, id)
             }
-            _ => lock_at_path(path, &how).map_err(io)?,
+            _ => lock_at_path(path, &how, wait.is_some()).map_err(io)?,
         };
         let (file, id) = match attempt {
             Attempt::Locked(file, id) => (file, id),
@@ -347,13 +347,14 @@ pub(crate) enum Attempt {
 /// between the open and the lock) is worth nothing: whoever opens the path
 /// next locks another file. Such a descriptor is dropped, which releases
 /// its lock, and the attempt starts again from the open; so does a refusal
-/// by such a file, whose holder is not the path's.
-pub(crate) fn lock_at_path(path: &Path, how: &How) -> io::Result<Attempt> {
+/// by such a file, whose holder is not the path's, unless the caller is
+/// `waiting`: a wait checks the path again before it ends.
+pub(crate) fn lock_at_path(path: &Path, how: &How, waiting: bool) -> io::Result<Attempt> {
     const ATTEMPTS: usize = 1000;
     for _ in 0..ATTEMPTS {
         let (file, id) = sys::open_for_locking(path, how.mode, how.shared)?;
         let locked = sys::try_lock(&file, how.shared)?;
-        if sys::locked_file_is_at_path(id, path)? {
+        if (waiting && !locked) || sys::locked_file_is_at_path(id, path)? {
             return Ok(match locked {
                 true => Attempt::Locked(file, id),
                 false => Attempt::Held(file, id),
@@ -366,18 +367,21 @@ pub(crate) fn lock_at_path(path: &Path, how: &How) -> io::Result<Attempt> {
     )))
 }
 
-/// A waiter's retry of the file it waits on: the lock, when it is free and
-/// the path still names the file. When the path names another file now (it
-/// was deleted, moved or replaced), `replaced` runs, the descriptor is
-/// dropped, and the attempt starts again from the open, on the new file.
+/// A waiter's retry of the file it waits on: the lock, when it is free (or
+/// already `taken`, by a wait in the kernel) and the path still names the
+/// file. When the path names another file now (it was deleted, moved or
+/// replaced), `replaced` runs, the descriptor is dropped (releasing a lock
+/// taken on it), and the attempt starts again from the open, on the new
+/// file.
 pub(crate) fn retry(
     path: &Path,
     how: &How,
     file: File,
     id: sys::FileId,
+    taken: bool,
     replaced: impl FnOnce(),
 ) -> io::Result<Attempt> {
-    let locked = sys::try_lock(&file, how.shared)?;
+    let locked = taken || sys::try_lock(&file, how.shared)?;
     if sys::locked_file_is_at_path(id, path)? {
         return Ok(match locked {
             true => Attempt::Locked(file, id),
@@ -385,12 +389,17 @@ pub(crate) fn retry(
         });
     }
     replaced();
+    if locked {
+        // Explicitly, in case a forked child shares the descriptor.
+        let _ = sys::unlock(&file);
+    }
     drop(file);
-    lock_at_path(path, how)
+    lock_at_path(path, how, true)
 }
 
 /// Retries until the lock is taken or `limit` passes, sleeping between tries
-/// until the file is closed somewhere. The threads of this process waiting
+/// in the kernel's queue for the lock or until the file is closed somewhere
+/// (see [`wait::Place::sleep`]). The threads of this process waiting
 /// for one file take turns at watching and retrying (see [`wait`]). A retry
 /// that finds the path naming another file (the one waited on was deleted or
 /// replaced) starts again from the open and waits on the new file. On
@@ -407,18 +416,25 @@ fn wait_for_lock(
     let io = |e| LockError::io(path, e);
     let mut announced = false;
     let mut place = wait::Place::join(id, how.shared);
+    // A first watcher sleeps before it retries: the attempt that found the
+    // lock held was just made.
+    let mut just_tried = place.is_watcher();
+    // The last sleep took the lock, in the kernel.
+    let mut taken = false;
     loop {
         if !announced && !place.is_watcher() {
             announced = announce(path, how, &file);
         }
         match place.watch_turn(deadline) {
+            wait::Turn::Retry if std::mem::take(&mut just_tried) => {}
             wait::Turn::Retry => {
                 let mut replaced = false;
                 let on_replaced = || {
                     place.replaced();
                     replaced = true;
                 };
-                match retry(path, how, file, id, on_replaced).map_err(io)? {
+                let taken = std::mem::take(&mut taken);
+                match retry(path, how, file, id, taken, on_replaced).map_err(io)? {
                     Attempt::Locked(file, id) => return Ok((file, id)),
                     Attempt::Held(held, held_id) => (file, id) = (held, held_id),
                 }
@@ -431,7 +447,7 @@ fn wait_for_lock(
                 // Out of time behind the watcher: the last try it would make,
                 // on the file the path names now (so that a refusal names
                 // that file's holder).
-                match retry(path, how, file, id, || {}).map_err(io)? {
+                match retry(path, how, file, id, false, || {}).map_err(io)? {
                     Attempt::Locked(file, id) => return Ok((file, id)),
                     Attempt::Held(held, held_id) => (file, id) = (held, held_id),
                 }
@@ -446,7 +462,7 @@ fn wait_for_lock(
             if !announced {
                 announced = announce(path, how, &file);
             }
-            place.sleep(&file, path, deadline);
+            taken = place.sleep(&file, path, deadline);
         }
     }
 }

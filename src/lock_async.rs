@@ -26,7 +26,7 @@ pub(crate) async fn acquire(
     options: &LockOptions,
 ) -> Result<LockFile, LockError> {
     let how = How::from(options);
-    let (file, id) = match lock_at_path(path, &how).map_err(|e| LockError::io(path, e))? {
+    let (file, id) = match lock_at_path(path, &how, false).map_err(|e| LockError::io(path, e))? {
         Attempt::Locked(file, id) => (file, id),
         Attempt::Held(file, id) => match options.wait.filter(|limit| !limit.is_zero()) {
             Some(limit) => wait_for_lock(path, &how, file, id, limit).await?,
@@ -65,7 +65,7 @@ async fn wait_for_lock(
             drop(watch.take());
             replaced = true;
         };
-        match retry(path, how, file, id, on_replaced).map_err(io)? {
+        match retry(path, how, file, id, false, on_replaced).map_err(io)? {
             Attempt::Locked(file, id) => return Ok((file, id)),
             Attempt::Held(held, held_id) => (file, id) = (held, held_id),
         }

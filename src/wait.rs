@@ -15,25 +15,25 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::sys::{FileId, ReleaseWatch};
+use crate::sys::{self, FileId, ReleaseWatch};
 
 /// The files this process's threads are waiting for; a handful at most.
 static WAITING: Mutex<Registry> = Mutex::new(Registry {
-    pid: 0,
+    forks: 0,
     queues: Vec::new(),
 });
 /// How many threads of process `WAITERS_PID` are waiting, for the lock's
 /// fast path; changed only with `WAITING` locked.
 static WAITERS: AtomicUsize = AtomicUsize::new(0);
-static WAITERS_PID: AtomicU32 = AtomicU32::new(0);
+static WAITERS_FORKS: AtomicU64 = AtomicU64::new(0);
 
 struct Registry {
-    /// The process the queues belong to.
-    pid: u32,
+    /// The process the queues belong to, by its forks (`sys::forks`).
+    forks: u64,
     queues: Vec<Arc<Queue>>,
 }
 
@@ -43,12 +43,12 @@ struct Registry {
 /// dropped.
 fn registry() -> MutexGuard<'static, Registry> {
     let mut registry = lock(&WAITING);
-    let me = std::process::id();
-    if registry.pid != me {
+    let me = sys::forks();
+    if registry.forks != me {
         registry.queues.drain(..).for_each(std::mem::forget);
-        registry.pid = me;
+        registry.forks = me;
         WAITERS.store(0, Ordering::Relaxed);
-        WAITERS_PID.store(me, Ordering::Relaxed);
+        WAITERS_FORKS.store(me, Ordering::Relaxed);
     }
     registry
 }
@@ -63,7 +63,7 @@ pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(50);
 /// starts waiting then joins the queue before trying, so as not to take the
 /// lock ahead of one woken for it. One atomic load.
 pub(crate) fn others_waiting() -> bool {
-    WAITERS.load(Ordering::Relaxed) > 0 && WAITERS_PID.load(Ordering::Relaxed) == std::process::id()
+    WAITERS.load(Ordering::Relaxed) > 0 && WAITERS_FORKS.load(Ordering::Relaxed) == sys::forks()
 }
 
 /// When a wait of `limit` from `start` ends (in some centuries, for a limit
@@ -203,16 +203,27 @@ impl Place {
         lock(&self.queue.state).replaced = true;
     }
 
-    /// The watcher's sleep: until the file is closed somewhere, or the next
-    /// retry on the schedule, or `deadline`. The first call makes the watch,
-    /// on `file` (which `path` named), and returns at once: a release just
-    /// before the watch existed would go unnoticed until the next retry.
-    /// The watch then serves later watchers.
-    pub(crate) fn sleep(&self, file: &File, path: &Path, deadline: Instant) {
+    /// The watcher's sleep, until `deadline` at the latest; `true` when it
+    /// took the lock meanwhile.
+    ///
+    /// Where the platform can end a blocked `flock` at a time
+    /// ([`sys::timed_lock`]), the watcher sleeps in the kernel's queue for
+    /// the lock, waking at least every [`LONGEST_NAP`] to check that the
+    /// path still names `file`. Otherwise it sleeps until the file is closed
+    /// somewhere, or the next retry on the schedule: the first such call
+    /// makes the watch, on `file` (which `path` named), and returns at once,
+    /// since a release just before the watch existed would go unnoticed until
+    /// the next retry; the watch then serves later watchers.
+    pub(crate) fn sleep(&self, file: &File, path: &Path, deadline: Instant) -> bool {
         debug_assert!(self.watcher);
+        let check = Instant::now().checked_add(LONGEST_NAP).unwrap_or(deadline);
+        // An error (none is known) is left to the next retry to report.
+        if let Some(Ok(locked)) = sys::timed_lock(file, self.queue.shared, deadline.min(check)) {
+            return locked;
+        }
         let Some(watch) = self.queue.watch.get() else {
             let _ = self.queue.watch.set(ReleaseWatch::new(file, path));
-            return;
+            return false;
         };
         let nap = {
             let mut state = lock(&self.queue.state);
@@ -222,6 +233,7 @@ impl Place {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         watch.wait(nap.min(left));
+        false
     }
 }
 

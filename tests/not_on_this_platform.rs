@@ -26,5 +26,6 @@ unix_only! {
     replaced_file: "Linux only: tests/replaced_file.rs (on Windows a held lock file cannot be deleted or renamed: see any_platform)",
     shared: "Unix only: tests/shared.rs (readers in helper processes, uid nobody; any_platform has readers in one process)",
     async_wait: "Unix only: tests/async_wait.rs (helper processes, /proc/self/fd)",
+    kernel_wait: "Linux only: tests/kernel_wait.rs (waits that sleep in flock, ended by a real-time signal; elsewhere waiters watch or retry)",
     doctests: "not run under Wine: doctests are not cross-compiled",
 }

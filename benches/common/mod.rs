@@ -6,6 +6,9 @@
 //! per-round ratios to the floor.
 #![allow(dead_code)]
 
+#[cfg(unix)]
+pub mod calls;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;

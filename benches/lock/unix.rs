@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::common::calls::{open_checked, path_inode};
 use crate::common::{bench_dir, machine, measure, ratio_between, report, Case, CountingAllocator};
 use pidlockfile::{LockError, LockFile};
 
@@ -41,27 +42,6 @@ unsafe fn open_raw(path: &CString) -> libc::c_int {
     fd
 }
 
-/// The calls every attempt opens with: `open` (no link, no blocking, no
-/// controlling terminal, close-on-exec), `fstat` of the descriptor (a
-/// regular file with one link and a lock file's size) and `geteuid` (is it
-/// ours, or planted by another user?); returns the descriptor and its inode.
-unsafe fn open_checked(path: &CString) -> (libc::c_int, u64) {
-    let flags = libc::O_RDWR
-        | libc::O_CREAT
-        | libc::O_CLOEXEC
-        | libc::O_NOFOLLOW
-        | libc::O_NONBLOCK
-        | libc::O_NOCTTY;
-    let fd = libc::open(path.as_ptr(), flags, 0o644);
-    assert!(fd >= 0);
-    let mut stat = std::mem::zeroed::<libc::stat>();
-    assert_eq!(libc::fstat(fd, &mut stat), 0);
-    assert!(stat.st_nlink == 1 && stat.st_size < 8192);
-    assert_eq!(stat.st_uid, libc::geteuid());
-    #[allow(clippy::unnecessary_cast)]
-    (fd, stat.st_ino as u64)
-}
-
 /// Reads the holder's line as the crate does: to the end of its second
 /// line (the release mark), here two `pread`s, the second at the end.
 unsafe fn read_holder(fd: libc::c_int) {
@@ -80,29 +60,6 @@ unsafe fn bare_refusal(path: &CString) {
     let mut buf = [0u8; 4096];
     assert!(libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0);
     libc::close(fd);
-}
-
-/// The inode the path names now, asked as std's `symlink_metadata` asks:
-/// `statx` on Linux, `lstat` elsewhere.
-#[allow(clippy::unnecessary_cast)]
-unsafe fn path_inode(path: &CString) -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        let mut stat = std::mem::zeroed::<libc::statx>();
-        let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT;
-        let mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
-        assert_eq!(
-            libc::statx(libc::AT_FDCWD, path.as_ptr(), flags, mask, &mut stat),
-            0
-        );
-        stat.stx_ino
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let mut stat = std::mem::zeroed::<libc::stat>();
-        assert_eq!(libc::lstat(path.as_ptr(), &mut stat), 0);
-        stat.st_ino as u64
-    }
 }
 
 fn c_path(path: &Path) -> CString {

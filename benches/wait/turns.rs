@@ -4,6 +4,12 @@
 //! waiters: handoffs per second and the CPU the participants burn, against
 //! blocking `flock(LOCK_EX)` doing the same work in the same run.
 //!
+//! Two floors block in `flock(LOCK_EX)`, which cannot time out: one makes
+//! the same calls as the crate's lock and release (the checks of the file
+//! and the path, the previous holder's line, the release mark), so that the
+//! ratio to it is the cost of waiting with a time limit, the target; the
+//! bare one makes only open, lock, write, unlock and close.
+//!
 //! Each configuration runs in fresh child processes of this bench (one
 //! process with all the threads, or one process per participant); each
 //! child reports its turns, its handoffs (turns that took the lock from
@@ -21,6 +27,7 @@ use std::time::Duration;
 
 use pidlockfile::{LockFile, LockOptions};
 
+use crate::common::calls::{open_checked, path_inode};
 use crate::common::median;
 use crate::unix::monotonic_ns;
 
@@ -34,8 +41,21 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
+    /// Blocking `flock`, with the crate's other calls.
     Floor,
+    /// Blocking `flock`, with only open, write, unlock and close.
+    Bare,
     Crate,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Floor => "floor",
+            Kind::Bare => "bare",
+            Kind::Crate => "crate",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -75,31 +95,53 @@ fn sleep_until(at_ns: u64) {
     }
 }
 
-/// The floor's turn: the same calls as the crate's lock and release
-/// (open, lock, write the content, unlock, close), but blocking in
-/// `flock(LOCK_EX)`, which cannot time out.
+/// A floor's turn, blocking in `flock(LOCK_EX)`, which cannot time out.
+/// The same-calls floor makes the calls of the crate's lock and release
+/// (see `common::calls` and benches/lock), the bare one only open, lock,
+/// `ftruncate`, `pwrite`, unlock and close.
 struct FloorLock(i32);
 
 impl FloorLock {
-    fn lock(path: &Path, content: &[u8]) -> FloorLock {
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        assert!(fd >= 0);
-        assert_eq!(unsafe { libc::flock(fd, libc::LOCK_EX) }, 0);
+    fn lock(path: &std::ffi::CStr, content: &[u8], same_calls: bool) -> FloorLock {
         unsafe {
-            assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
+            if !same_calls {
+                let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+                assert!(fd >= 0);
+                assert_eq!(libc::flock(fd, libc::LOCK_EX), 0);
+                assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
+                let n = libc::pwrite(fd, content.as_ptr().cast(), content.len(), 0);
+                assert_eq!(n, content.len() as isize);
+                return FloorLock(fd);
+            }
+            let (fd, ino) = open_checked(path);
+            assert_eq!(libc::flock(fd, libc::LOCK_EX), 0);
+            assert_eq!(path_inode(path), ino);
+            let mut previous = [0u8; 96];
+            assert!(libc::pread(fd, previous.as_mut_ptr().cast(), previous.len(), 0) >= 0);
+            assert!(libc::getpid() > 0);
             let n = libc::pwrite(fd, content.as_ptr().cast(), content.len(), 0);
             assert_eq!(n, content.len() as isize);
+            assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
+            // Negative: the release mark follows (the bare floor writes none).
+            FloorLock(-fd - 1)
         }
-        FloorLock(fd)
     }
 }
 
 impl Drop for FloorLock {
     fn drop(&mut self) {
         unsafe {
-            libc::flock(self.0, libc::LOCK_UN);
-            libc::close(self.0);
+            let fd = if self.0 < 0 {
+                let fd = -self.0 - 1;
+                assert!(libc::getpid() > 0);
+                let mark = b"released 4242\n";
+                libc::pwrite(fd, mark.as_ptr().cast(), mark.len(), 16);
+                fd
+            } else {
+                self.0
+            };
+            libc::flock(fd, libc::LOCK_UN);
+            libc::close(fd);
         }
     }
 }
@@ -109,6 +151,7 @@ impl Drop for FloorLock {
 pub fn child(args: &[String]) {
     let kind = match args[0].as_str() {
         "floor" => Kind::Floor,
+        "bare" => Kind::Bare,
         _ => Kind::Crate,
     };
     let threads: usize = args[1].parse().unwrap();
@@ -150,13 +193,16 @@ pub fn child(args: &[String]) {
     let participants: Vec<_> = (0..threads)
         .map(|i| {
             let (path, content) = (path.clone(), content.clone());
+            let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
             let me = ((std::process::id() as u64) << 16) | (i as u64 + 1);
             std::thread::spawn(move || {
                 let (mut turns, mut handoffs) = (0u64, 0u64);
                 sleep_until(start);
                 loop {
                     let guard: Box<dyn Send> = match kind {
-                        Kind::Floor => Box::new(FloorLock::lock(&path, &content)),
+                        Kind::Floor | Kind::Bare => {
+                            Box::new(FloorLock::lock(&c_path, &content, kind == Kind::Floor))
+                        }
                         Kind::Crate => {
                             Box::new(LockOptions::new().wait(LIMIT).lock(&path).unwrap())
                         }
@@ -202,11 +248,7 @@ fn run(kind: Kind, mode: Mode, waiters: usize, dir: &Path, window: Duration) -> 
         .map(|_| {
             Command::new(std::env::current_exe().unwrap())
                 .arg("--turns")
-                .arg(if kind == Kind::Floor {
-                    "floor"
-                } else {
-                    "crate"
-                })
+                .arg(kind.name())
                 .arg(threads.to_string())
                 .arg(&path)
                 .arg(&shared)
@@ -270,19 +312,22 @@ pub fn main(dir: &Path) {
             configs.push((mode, waiters));
         }
     }
-    // results[config][round] = (floor, crate), the two run back to back in
-    // alternating order, so that a noisy neighbour slows both alike.
+    // results[config][round] = (floor, crate, bare), the three run back to
+    // back in a rotating order, so that a noisy neighbour slows all alike.
     let mut results = vec![Vec::new(); configs.len()];
     for round in 0..rounds {
         for (i, &(mode, waiters)) in configs.iter().enumerate() {
-            let pair = if (round + i) % 2 == 0 {
-                let floor = run(Kind::Floor, mode, waiters, dir, window);
-                (floor, run(Kind::Crate, mode, waiters, dir, window))
-            } else {
-                let ours = run(Kind::Crate, mode, waiters, dir, window);
-                (run(Kind::Floor, mode, waiters, dir, window), ours)
-            };
-            results[i].push(pair);
+            let mut kinds = [Kind::Floor, Kind::Crate, Kind::Bare];
+            kinds.rotate_left((round + i) % 3);
+            let mut tallies = [Tally::default(); 3];
+            for kind in kinds {
+                let at = [Kind::Floor, Kind::Crate, Kind::Bare]
+                    .iter()
+                    .position(|&k| k == kind)
+                    .unwrap();
+                tallies[at] = run(kind, mode, waiters, dir, window);
+            }
+            results[i].push(tallies);
         }
     }
 
@@ -291,31 +336,27 @@ pub fn main(dir: &Path) {
         HOLD.as_micros()
     );
     println!(
-        "{rounds} rounds of {} ms per configuration; medians over rounds; ratios are medians of per-round ratios to the floor (blocking flock(LOCK_EX) in the same round). A handoff is a turn that took the lock from another participant; CPU is the participants' own (user + system) over the window.\n",
+        "{rounds} rounds of {} ms per configuration; medians over rounds; ratios are medians of per-round ratios. The floor blocks in flock(LOCK_EX) and makes the crate's other calls; the bare floor blocks in flock(LOCK_EX) with only open, write, unlock and close. A handoff is a turn that took the lock from another participant; CPU is the participants' own (user + system) over the window.\n",
         window.as_millis()
     );
-    println!("| waiters | as | floor handoffs/s | pidlockfile handoffs/s | ratio | floor CPU/handoff | pidlockfile CPU/handoff | ratio | floor turns/s | pidlockfile turns/s | floor CPU (cores) | pidlockfile CPU (cores) | target ≥ 0.9x handoffs, ≤ 1.1x CPU/handoff |");
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!("| waiters | as | floor handoffs/s | pidlockfile handoffs/s | ratio | floor CPU/handoff | pidlockfile CPU/handoff | ratio | floor turns/s | pidlockfile turns/s | bare floor handoffs/s | bare floor CPU/handoff | ratios to the bare floor | target ≥ 0.9x handoffs, ≤ 1.1x CPU/handoff |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     for (i, &(mode, waiters)) in configs.iter().enumerate() {
         let per_second = |t: &Tally| t.handoffs as f64 * 1e9 / t.wall_ns as f64;
         let cpu_per = |t: &Tally| t.cpu_ns as f64 / 1000.0 / t.handoffs.max(1) as f64;
-        let cores = |t: &Tally| t.cpu_ns as f64 / t.wall_ns as f64;
         let turns = |t: &Tally| t.turns as f64 * 1e9 / t.wall_ns as f64;
-        let pairs = &results[i];
+        let rounds = &results[i];
+        // 0: floor, 1: crate, 2: bare floor.
         let med = |f: &dyn Fn(&Tally) -> f64, which: usize| {
-            median(
-                pairs
-                    .iter()
-                    .map(|p| f(if which == 0 { &p.0 } else { &p.1 }))
-                    .collect(),
-            )
+            median(rounds.iter().map(|r| f(&r[which])).collect())
         };
-        let ratio =
-            |f: &dyn Fn(&Tally) -> f64| median(pairs.iter().map(|p| f(&p.1) / f(&p.0)).collect());
-        let (rate, cpu) = (ratio(&per_second), ratio(&cpu_per));
+        let ratio = |f: &dyn Fn(&Tally) -> f64, floor: usize| {
+            median(rounds.iter().map(|r| f(&r[1]) / f(&r[floor])).collect())
+        };
+        let (rate, cpu) = (ratio(&per_second, 0), ratio(&cpu_per, 0));
         let met = rate >= 0.9 && cpu <= 1.1;
         println!(
-            "| {waiters} | {} | {:.0} | {:.0} | {rate:.2}x | {:.1} µs | {:.1} µs | {cpu:.2}x | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+            "| {waiters} | {} | {:.0} | {:.0} | {rate:.2}x | {:.1} µs | {:.1} µs | {cpu:.2}x | {:.0} | {:.0} | {:.0} | {:.1} µs | {:.2}x, {:.2}x | {} |",
             mode.name(),
             med(&per_second, 0),
             med(&per_second, 1),
@@ -323,8 +364,10 @@ pub fn main(dir: &Path) {
             med(&cpu_per, 1),
             med(&turns, 0),
             med(&turns, 1),
-            med(&cores, 0),
-            med(&cores, 1),
+            med(&per_second, 2),
+            med(&cpu_per, 2),
+            ratio(&per_second, 2),
+            ratio(&cpu_per, 2),
             if met { "met" } else { "MISSED" },
         );
     }

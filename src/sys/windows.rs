@@ -92,6 +92,17 @@ pub(crate) fn locked_file_is_at_path(_: FileId, _: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Windows has no fork: a process's state is always its own.
+pub(crate) fn forks() -> u64 {
+    0
+}
+
+/// A wait that blocks in the kernel needs a way to end it at the limit;
+/// waiters here retry on their schedule instead.
+pub(crate) fn timed_lock(_: &File, _: bool, _: std::time::Instant) -> Option<io::Result<bool>> {
+    None
+}
+
 fn file_information(file: &File) -> io::Result<BY_HANDLE_FILE_INFORMATION> {
     // SAFETY: fills `info` for an open handle.
     unsafe {

@@ -21,6 +21,8 @@ const CHDIR: &str = "PIDLOCKFILE_TEST_CHDIR_AFTER_LOCKING";
 const ROUNDS: &str = "PIDLOCKFILE_TEST_ROUNDS";
 const WAIT: &str = "PIDLOCKFILE_TEST_WAIT_SECS";
 const SHARED: &str = "PIDLOCKFILE_TEST_SHARED";
+/// Set in a process whose waits must watch the file (see [`watch_if_asked`]).
+pub const WATCH: &str = "PIDLOCKFILE_TEST_WATCH";
 
 /// The uid and gid that permission tests run as: the machines run as root.
 pub const NOBODY: u32 = 65534;
@@ -37,8 +39,96 @@ macro_rules! helper_process {
     };
 }
 
+/// How many times a handler of "the program" (see
+/// [`take_every_realtime_signal`]) has run in this process.
+#[cfg(target_os = "linux")]
+static PROGRAM_SIGNALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cfg(target_os = "linux")]
+extern "C" fn program_handler(_: libc::c_int) {
+    PROGRAM_SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Installs a handler of "the program" (it counts its calls, and restarts
+/// interrupted calls, as most programs' handlers do) on `signal`.
+#[cfg(target_os = "linux")]
+pub fn take_signal(signal: libc::c_int) {
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = program_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_flags = libc::SA_RESTART;
+        assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
+    }
+}
+
+/// Takes every real-time signal still at its default disposition, as a
+/// program that uses them all would: the crate then has none with which to
+/// end a wait blocked in `flock`, and waits by watching the file instead.
+/// Returns the signals taken.
+#[cfg(target_os = "linux")]
+pub fn take_every_realtime_signal() -> Vec<libc::c_int> {
+    (libc::SIGRTMIN()..=libc::SIGRTMAX())
+        .filter(|&signal| realtime_handler(signal) == libc::SIG_DFL)
+        .inspect(|&signal| take_signal(signal))
+        .collect()
+}
+
+/// The handler `signal` has now.
+#[cfg(target_os = "linux")]
+pub fn realtime_handler(signal: libc::c_int) -> libc::sighandler_t {
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(signal, std::ptr::null(), &mut current), 0);
+        current.sa_sigaction
+    }
+}
+
+/// How many times the program's handlers have run in this process.
+#[cfg(target_os = "linux")]
+pub fn program_signals() -> usize {
+    PROGRAM_SIGNALS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Where [`WATCH`] is set, takes every real-time signal (once per process)
+/// before the test or role waits, so that its waits watch the file.
+pub fn watch_if_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os(WATCH).is_some() {
+        // Elsewhere waits watch the file (or retry) anyway.
+        #[cfg(target_os = "linux")]
+        ONCE.call_once(|| drop(take_every_realtime_signal()));
+    }
+}
+
+/// Whether this process's waits watch the file (see [`watch_if_asked`]).
+pub fn watching() -> bool {
+    std::env::var_os(WATCH).is_some()
+}
+
+/// Runs the other tests of this test binary again, in a process where every
+/// wait watches the file ([`WATCH`]), and fails with their output if any
+/// fails. `me` is the calling test, skipped.
+pub fn rerun_watching(me: &str) {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--skip", me, "--skip", "helper_process"])
+        .env(WATCH, "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the tests failed when waits watch the file:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("test result: ok."), "{said}");
+}
+
 /// Runs the role named in the environment and exits with its status.
 pub fn play_role() {
+    watch_if_asked();
     let role = std::env::var(ROLE).expect("helper_process runs only when a test spawns it");
     let path = PathBuf::from(std::env::var_os(PATH).expect("the lock path"));
     if let Ok(limit) = std::env::var(FILE_SIZE_LIMIT) {

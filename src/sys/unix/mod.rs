@@ -1,9 +1,11 @@
 //! The platform layer on Unix: one file per concern.
 
 mod flock;
+mod fork;
 mod lock_table;
 mod open;
 mod process;
+mod timed_lock;
 mod wake;
 
 use std::fs::File;
@@ -12,6 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
 pub(crate) use flock::{is_locked, try_lock, unlock};
+pub(crate) use fork::forks;
 pub(crate) use lock_table::{
     descriptor_is, file_facts, holders_by_descriptor, is_locked_by_table, lock_holders,
     lock_table_reads, FileFacts,
@@ -20,6 +23,7 @@ pub(crate) use open::{
     is_at_path, locked_file_is_at_path, open_for_locking, open_for_reading, FileId,
 };
 pub(crate) use process::{process_state, ProcessState};
+pub(crate) use timed_lock::timed_lock;
 #[cfg(feature = "tokio")]
 pub(crate) use wake::AsyncReleaseWatch;
 pub(crate) use wake::ReleaseWatch;

@@ -122,14 +122,14 @@ mod inotify {
     use super::MAX_INOTIFY_INSTANCES;
 
     struct Pool {
-        /// The process the instances belong to.
-        pid: u32,
+        /// The process the instances belong to, by its forks.
+        forks: u64,
         idle: Vec<OwnedFd>,
         made: usize,
     }
 
     static POOL: Mutex<Pool> = Mutex::new(Pool {
-        pid: 0,
+        forks: 0,
         idle: Vec::new(),
         made: 0,
     });
@@ -140,11 +140,11 @@ mod inotify {
     /// while the parent keeps its own.
     fn pool() -> std::sync::MutexGuard<'static, Pool> {
         let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let me = std::process::id();
-        if pool.pid != me {
+        let me = super::super::forks();
+        if pool.forks != me {
             pool.idle.clear();
             pool.made = 0;
-            pool.pid = me;
+            pool.forks = me;
         }
         pool
     }

@@ -1,0 +1,57 @@
+//! A blocking `flock` with a time limit.
+//!
+//! A waiter that sleeps inside `flock(LOCK_EX)` costs what the kernel's own
+//! queue costs: the release wakes it in the kernel, it takes the lock there,
+//! and a waiter that loses sleeps again without returning to user space. No
+//! watch of the file comes close when many processes wait, since each
+//! release would wake every one of them. But the kernel cannot time that
+//! sleep out. So on Linux a thread of this crate, the deadline thread, sends
+//! a waiter that is still blocked at its limit a real-time signal whose
+//! handler does nothing, and `flock` fails with `EINTR` (`signal` says which
+//! signal and how it is kept from the program's way; `deadlines` how the
+//! thread keeps time at no cost to the waiters).
+//!
+//! Where that cannot be done (another platform, every real-time signal
+//! taken, a deadline thread that cannot be started), [`timed_lock`] says so
+//! and the waiter watches the file instead.
+
+#[cfg(target_os = "linux")]
+mod deadlines;
+#[cfg(target_os = "linux")]
+mod signal;
+
+use std::fs::File;
+use std::io;
+use std::time::Instant;
+
+/// Blocks in `flock` on `file` (exclusive, or `shared`) until the lock is
+/// taken (`Some(Ok(true))`), or until `until` passes or another signal
+/// interrupts (`Some(Ok(false))`). `None` when this process cannot interrupt
+/// a blocked `flock`: the caller waits another way.
+pub(crate) fn timed_lock(file: &File, shared: bool, until: Instant) -> Option<io::Result<bool>> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+
+        let signal = signal::Unblocked::new()?;
+        let waiting = deadlines::Waiting::begin(signal.number(), until)?;
+        let operation = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
+        // SAFETY: a descriptor `file` keeps open.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
+        let error = io::Error::last_os_error();
+        // After `end`, nothing is sent; what was sent is delivered (to the
+        // empty handler) before the thread's mask is restored.
+        waiting.end();
+        drop(signal);
+        Some(match rc {
+            0 => Ok(true),
+            _ if error.kind() == io::ErrorKind::Interrupted => Ok(false),
+            _ => Err(error),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, shared, until);
+        None
+    }
+}

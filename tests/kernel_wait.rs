@@ -1,0 +1,446 @@
+//! Waiting in the kernel (Linux): a waiter sleeps in `flock`, and the
+//! deadline thread ends that sleep at the waiter's limit with a real-time
+//! signal the crate takes for itself. What that must never do: leave a
+//! waiter blocked past its limit, leave a signal behind for the program's
+//! own system calls, run or replace a handler of the program, or change a
+//! thread's signal mask.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{program_signals, realtime_handler, take_signal, Holding};
+use pidlockfile::{LockError, LockFile, LockOptions};
+
+helper_process!();
+
+fn waiting(limit: Duration) -> LockOptions {
+    let mut options = LockOptions::new();
+    options.wait(limit);
+    options
+}
+
+/// The system call thread `tid` of this process is blocked in, from
+/// `/proc/self/task/<tid>/syscall` (its first field), if any.
+fn blocked_in(tid: libc::pid_t) -> Option<i64> {
+    let said = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    said.split_whitespace().next()?.parse().ok()
+}
+
+fn gettid() -> libc::pid_t {
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
+/// The user and system CPU time thread `tid` has used, in clock ticks.
+fn thread_cpu_ticks(tid: libc::pid_t) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Runs the ignored test `scenario` of this binary alone, in a fresh
+/// process (with signal dispositions of its own), and checks that it passed.
+fn run_alone(scenario: &str) {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", scenario, "--ignored", "--nocapture"])
+        .env("PIDLOCKFILE_TEST_SCENARIO", scenario)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{scenario} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
+}
+
+/// Whether this is the process `run_alone` started for `scenario`.
+fn alone(scenario: &str) -> bool {
+    std::env::var("PIDLOCKFILE_TEST_SCENARIO").is_ok_and(|s| s == scenario)
+}
+
+/// A waiter sleeps in `flock` itself, using no CPU, and wakes with the lock
+/// when the holder releases it.
+#[test]
+fn a_waiter_sleeps_in_flock_and_burns_no_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            tid_tx.send(gettid()).unwrap();
+            waiting(Duration::from_secs(60)).lock(&path).unwrap()
+        })
+    };
+    let tid = tid_rx.recv().unwrap();
+    let started = Instant::now();
+    while blocked_in(tid) != Some(libc::SYS_flock) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the waiter never blocked in flock: {:?}",
+            blocked_in(tid)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let cpu = thread_cpu_ticks(tid);
+    std::thread::sleep(Duration::from_secs(1));
+    // A tick is 10 ms; the waiter wakes every 50 ms to check the path,
+    // for microseconds each time.
+    assert!(thread_cpu_ticks(tid) - cpu <= 1, "the waiter used CPU");
+    assert_eq!(blocked_in(tid), Some(libc::SYS_flock));
+    holder.release();
+    let lock = waiter.join().unwrap();
+    assert_eq!(
+        pidlockfile::Holder::read(&path).unwrap().unwrap().pid(),
+        Some(std::process::id())
+    );
+    lock.close().unwrap();
+}
+
+/// A waiter blocked in `flock` is woken at its limit, whatever the limit,
+/// and holds nothing afterwards.
+#[test]
+fn a_blocked_waiter_times_out_at_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    for limit in [1, 20, 100, 300, 1000].map(Duration::from_millis) {
+        let start = Instant::now();
+        let err = waiting(limit).lock(&path).unwrap_err();
+        let elapsed = start.elapsed();
+        assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+        assert!(elapsed >= limit, "{limit:?}: returned after {elapsed:?}");
+        assert!(
+            elapsed < limit + Duration::from_millis(250),
+            "{limit:?}: returned after {elapsed:?}"
+        );
+    }
+    holder.release();
+    // Nothing kept: another process takes the lock at once.
+    assert_eq!(common::try_lock_elsewhere(&path).line("locked"), "");
+}
+
+/// After a wait, whether it timed out or took the lock just as its limit
+/// came, no signal is left to interrupt the program's next blocking call:
+/// `poll` on a silent pipe sleeps its full timeout instead of failing with
+/// `EINTR`. Limits are chosen to end while the holder releases and takes
+/// the lock back, so that the limit and the lock often come together.
+#[test]
+fn no_signal_outlives_a_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let mut pipe = [0; 2];
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Another thread of this process takes the lock and gives it back, over
+    // and over, so that waits end both ways.
+    let churn = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(lock) = LockFile::lock(&path) {
+                    std::thread::sleep(Duration::from_micros(1500));
+                    drop(lock);
+                }
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        })
+    };
+    let (mut timed_out, mut locked) = (0, 0);
+    for i in 0..400 {
+        let limit = Duration::from_micros(200 + (i % 13) * 150);
+        match waiting(limit).lock(&path) {
+            Ok(lock) => {
+                locked += 1;
+                drop(lock);
+            }
+            Err(LockError::TimedOut { .. }) => timed_out += 1,
+            Err(e) => panic!("{e}"),
+        }
+        let mut fd = libc::pollfd {
+            fd: pipe[0],
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let rc = unsafe { libc::poll(&mut fd, 1, 3) };
+        let error = std::io::Error::last_os_error();
+        assert_eq!(rc, 0, "poll after wait {i}: {error}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+    assert!(
+        timed_out > 20 && locked > 20,
+        "{timed_out} timeouts, {locked} locks"
+    );
+}
+
+/// A thread that blocks every signal still has its waits end at their
+/// limits, and gets its mask back unchanged, with nothing pending.
+#[test]
+fn a_thread_that_blocks_every_signal_still_times_out_and_keeps_its_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let path2 = path.clone();
+    std::thread::spawn(move || unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut()),
+            0
+        );
+        let start = Instant::now();
+        let err = waiting(Duration::from_millis(200))
+            .lock(&path2)
+            .unwrap_err();
+        assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let mut now: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now);
+        for signal in 1..=libc::SIGRTMAX() {
+            // SIGKILL and SIGSTOP cannot be blocked, nor the C library's own
+            // signals (between 31 and SIGRTMIN).
+            let unblockable = [libc::SIGKILL, libc::SIGSTOP].contains(&signal)
+                || (32..libc::SIGRTMIN()).contains(&signal);
+            if !unblockable {
+                assert_eq!(
+                    libc::sigismember(&now, signal),
+                    1,
+                    "signal {signal} unblocked"
+                );
+            }
+        }
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        for signal in 1..=libc::SIGRTMAX() {
+            assert_eq!(
+                libc::sigismember(&pending, signal),
+                0,
+                "signal {signal} pending"
+            );
+        }
+    })
+    .join()
+    .unwrap();
+    holder.release();
+}
+
+/// The thread that keeps the limits blocks every signal, so that it never
+/// takes one meant for the program's own threads, and, once no wait has
+/// come for a while, sleeps without waking.
+#[test]
+fn the_deadline_thread_takes_no_signal_and_sleeps_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let _ = waiting(Duration::from_millis(10)).lock(&path);
+    holder.release();
+    let task = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .map(|t| t.unwrap().path())
+        .find(|t| {
+            std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "pidlock-timer")
+        })
+        .expect("a deadline thread");
+    let status = || std::fs::read_to_string(task.join("status")).unwrap();
+    let field = |name: &str| {
+        status()
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap()
+    };
+    let blocked = u64::from_str_radix(&field("SigBlk:"), 16).unwrap();
+    // Every signal but SIGKILL (9) and SIGSTOP (19), which cannot be
+    // blocked, and the C library's own (between 31 and SIGRTMIN).
+    let every = (1..=libc::SIGRTMAX())
+        .filter(|&s| {
+            s != libc::SIGKILL && s != libc::SIGSTOP && !(32..libc::SIGRTMIN()).contains(&s)
+        })
+        .fold(0u64, |mask, s| mask | 1 << (s - 1));
+    assert_eq!(blocked & every, every, "SigBlk {blocked:x}");
+    // Idle for longer than a second: the thread has stopped waking.
+    std::thread::sleep(Duration::from_millis(1500));
+    let switches = field("voluntary_ctxt_switches:");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(field("voluntary_ctxt_switches:"), switches);
+}
+
+/// The crate takes the highest real-time signal the program has left at
+/// its default, leaving the program's own handlers alone and never running
+/// them.
+#[test]
+fn the_crate_takes_the_highest_free_realtime_signal() {
+    run_alone("highest_free_signal_scenario");
+}
+
+#[test]
+#[ignore = "not a test: run alone by the_crate_takes_the_highest_free_realtime_signal"]
+fn highest_free_signal_scenario() {
+    if !alone("highest_free_signal_scenario") {
+        return;
+    }
+    let max = libc::SIGRTMAX();
+    take_signal(max);
+    let program = realtime_handler(max);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let err = waiting(Duration::from_millis(100)).lock(&path).unwrap_err();
+    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+    holder.release();
+    assert_eq!(
+        realtime_handler(max),
+        program,
+        "the program's handler replaced"
+    );
+    assert_ne!(
+        realtime_handler(max - 1),
+        libc::SIG_DFL,
+        "the crate took no signal"
+    );
+    for signal in libc::SIGRTMIN()..max - 1 {
+        assert_eq!(
+            realtime_handler(signal),
+            libc::SIG_DFL,
+            "signal {signal} taken"
+        );
+    }
+    assert_eq!(program_signals(), 0, "the program's handler ran");
+}
+
+/// A program that uses every real-time signal still waits, by watching the
+/// file: the waiter gets the lock at the release and times out on time, and
+/// the program's handlers never run.
+#[test]
+fn a_program_with_every_realtime_signal_taken_still_waits() {
+    run_alone("every_signal_taken_scenario");
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_program_with_every_realtime_signal_taken_still_waits"]
+fn every_signal_taken_scenario() {
+    if !alone("every_signal_taken_scenario") {
+        return;
+    }
+    let taken = common::take_every_realtime_signal();
+    assert!(!taken.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let start = Instant::now();
+    let err = waiting(Duration::from_millis(300)).lock(&path).unwrap_err();
+    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        holder.release()
+    });
+    let lock = waiting(Duration::from_secs(30)).lock(&path).unwrap();
+    releaser.join().unwrap();
+    lock.close().unwrap();
+    assert_eq!(program_signals(), 0, "the program's handler ran");
+    let program = realtime_handler(taken[0]);
+    for signal in taken {
+        assert_eq!(
+            realtime_handler(signal),
+            program,
+            "signal {signal} taken from the program"
+        );
+    }
+}
+
+/// A program that installs its own handler on the crate's signal after the
+/// crate took it is left alone: later waits watch the file, end on time,
+/// and never run the program's handler.
+#[test]
+fn a_program_that_takes_the_crates_signal_over_is_left_alone() {
+    run_alone("signal_taken_over_scenario");
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_program_that_takes_the_crates_signal_over_is_left_alone"]
+fn signal_taken_over_scenario() {
+    if !alone("signal_taken_over_scenario") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let _ = waiting(Duration::from_millis(50)).lock(&path).unwrap_err();
+    let crates = (libc::SIGRTMIN()..=libc::SIGRTMAX())
+        .find(|&signal| realtime_handler(signal) != libc::SIG_DFL)
+        .expect("the crate's signal");
+    // The program's handler restarts interrupted calls: a crate that still
+    // sent this signal would leave its waiter blocked in flock.
+    take_signal(crates);
+    let start = Instant::now();
+    let err = waiting(Duration::from_millis(300)).lock(&path).unwrap_err();
+    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    holder.release();
+    assert_eq!(program_signals(), 0, "the program's handler ran");
+}
+
+/// A child forked after its parent has waited (and so has a deadline thread
+/// the child does not) keeps its own limits: its wait ends on time.
+#[test]
+fn a_forked_child_keeps_its_own_limits() {
+    run_alone("forked_child_limits_scenario");
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_forked_child_keeps_its_own_limits"]
+fn forked_child_limits_scenario() {
+    if !alone("forked_child_limits_scenario") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let _ = waiting(Duration::from_millis(50)).lock(&path).unwrap_err();
+    // SAFETY: the child only waits, measures and exits.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let start = Instant::now();
+        let code = match waiting(Duration::from_millis(300)).lock(&path) {
+            Err(LockError::TimedOut { .. }) if start.elapsed() < Duration::from_secs(3) => 0,
+            Err(LockError::TimedOut { .. }) => 2,
+            _ => 1,
+        };
+        unsafe { libc::_exit(code) };
+    }
+    assert!(child > 0);
+    let mut status = 0;
+    let start = Instant::now();
+    while unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) } == 0 {
+        if start.elapsed() > Duration::from_secs(10) {
+            unsafe { libc::kill(child, libc::SIGKILL) };
+            panic!("the child's wait did not end");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    holder.release();
+    assert!(libc::WIFEXITED(status), "{status:#x}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child's wait ended late (2) or not by timing out (1)"
+    );
+}
