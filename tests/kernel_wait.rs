@@ -41,16 +41,29 @@ fn thread_cpu_ticks(tid: libc::pid_t) -> u64 {
 }
 
 /// Runs the ignored test `scenario` of this binary alone, in a fresh
-/// process (with signal dispositions of its own), and checks that it passed.
+/// process (with signal dispositions of its own), and checks that it passed
+/// within a minute (a wait that a signal fails to end would block for good).
 fn run_alone(scenario: &str) {
-    let output = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", scenario, "--ignored", "--nocapture"])
         .env("PIDLOCKFILE_TEST_SCENARIO", scenario)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
-        "{scenario} failed:\n{}\n{}",
+        "{scenario} failed ({:?}):\n{}\n{}",
+        output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
@@ -128,17 +141,15 @@ fn a_blocked_waiter_times_out_at_its_limit() {
 /// After a wait, whether it timed out or took the lock just as its limit
 /// came, no signal is left to interrupt the program's next blocking call:
 /// `poll` on a silent pipe sleeps its full timeout instead of failing with
-/// `EINTR`. Limits are chosen to end while the holder releases and takes
-/// the lock back, so that the limit and the lock often come together.
-#[test]
-fn no_signal_outlives_a_wait() {
+/// `EINTR`, and a thread that blocks every signal has none pending. Limits
+/// are chosen to end while another thread takes the lock and gives it back,
+/// so that the limit and the lock often come together.
+fn waits_leave_no_signal(block_every_signal: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     let mut pipe = [0; 2];
     assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Another thread of this process takes the lock and gives it back, over
-    // and over, so that waits end both ways.
     let churn = {
         let (path, stop) = (path.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -151,32 +162,64 @@ fn no_signal_outlives_a_wait() {
             }
         })
     };
-    let (mut timed_out, mut locked) = (0, 0);
-    for i in 0..400 {
-        let limit = Duration::from_micros(200 + (i % 13) * 150);
-        match waiting(limit).lock(&path) {
-            Ok(lock) => {
-                locked += 1;
-                drop(lock);
+    let waiter = std::thread::spawn(move || {
+        if block_every_signal {
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
             }
-            Err(LockError::TimedOut { .. }) => timed_out += 1,
-            Err(e) => panic!("{e}"),
         }
-        let mut fd = libc::pollfd {
-            fd: pipe[0],
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let rc = unsafe { libc::poll(&mut fd, 1, 3) };
-        let error = std::io::Error::last_os_error();
-        assert_eq!(rc, 0, "poll after wait {i}: {error}");
-    }
+        let (mut timed_out, mut locked) = (0, 0);
+        for i in 0..400 {
+            let limit = Duration::from_micros(200 + (i % 13) * 150);
+            match waiting(limit).lock(&path) {
+                Ok(lock) => {
+                    locked += 1;
+                    drop(lock);
+                }
+                Err(LockError::TimedOut { .. }) => timed_out += 1,
+                Err(e) => panic!("{e}"),
+            }
+            let mut fd = libc::pollfd {
+                fd: pipe[0],
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let rc = unsafe { libc::poll(&mut fd, 1, 3) };
+            let error = std::io::Error::last_os_error();
+            assert_eq!(rc, 0, "poll after wait {i}: {error}");
+            unsafe {
+                let mut pending: libc::sigset_t = std::mem::zeroed();
+                libc::sigpending(&mut pending);
+                for signal in 1..=libc::SIGRTMAX() {
+                    assert_eq!(
+                        libc::sigismember(&pending, signal),
+                        0,
+                        "signal {signal} pending"
+                    );
+                }
+            }
+        }
+        (timed_out, locked)
+    });
+    let (timed_out, locked) = waiter.join().unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
     assert!(
         timed_out > 20 && locked > 20,
         "{timed_out} timeouts, {locked} locks"
     );
+}
+
+#[test]
+fn no_signal_outlives_a_wait() {
+    waits_leave_no_signal(false);
+}
+
+#[test]
+fn no_signal_outlives_a_wait_of_a_thread_that_blocks_every_signal() {
+    waits_leave_no_signal(true);
 }
 
 /// A thread that blocks every signal still has its waits end at their
@@ -187,6 +230,7 @@ fn a_thread_that_blocks_every_signal_still_times_out_and_keeps_its_mask() {
     let path = dir.path().join("LOCK");
     let holder = Holding::start("hold", &path);
     let path2 = path.clone();
+    let (done, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -228,9 +272,13 @@ fn a_thread_that_blocks_every_signal_still_times_out_and_keeps_its_mask() {
                 "signal {signal} pending"
             );
         }
-    })
-    .join()
-    .unwrap();
+        done.send(()).unwrap();
+    });
+    // A wait that the signal cannot end stays blocked until the holder
+    // releases: the test fails instead of waiting for that.
+    ended
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the wait did not end at its limit, or failed");
     holder.release();
 }
 
@@ -239,6 +287,16 @@ fn a_thread_that_blocks_every_signal_still_times_out_and_keeps_its_mask() {
 /// come for a while, sleeps without waking.
 #[test]
 fn the_deadline_thread_takes_no_signal_and_sleeps_when_idle() {
+    // Alone: the other tests' waits would keep it awake.
+    run_alone("deadline_thread_scenario");
+}
+
+#[test]
+#[ignore = "not a test: run alone by the_deadline_thread_takes_no_signal_and_sleeps_when_idle"]
+fn deadline_thread_scenario() {
+    if !alone("deadline_thread_scenario") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     let holder = Holding::start("hold", &path);
