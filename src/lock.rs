@@ -77,8 +77,14 @@ impl LockFile {
         let wait = options.wait.filter(|limit| !limit.is_zero());
         // A thread that starts waiting while others of this process wait
         // queues behind them instead of trying first (see `crate::wait`).
+        // Where a wait sleeps in the kernel's queue, it goes there without
+        // a try first: a free lock is taken there at once, and a held one
+        // costs no failed try. Only the record of a wait, which names the
+        // holder, needs the try that finds the lock held.
+        let straight_to_the_queue = cfg!(target_os = "linux")
+            && !log::log_enabled!(target: "pidlockfile", log::Level::Info);
         let attempt = match wait {
-            Some(_) if wait::others_waiting() => {
+            Some(_) if wait::others_waiting() || straight_to_the_queue => {
                 let (file, id) = sys::open_for_locking(path, how.mode, how.shared).map_err(io)?;
                 Attempt::Held(file, id)
             }
@@ -115,12 +121,16 @@ impl LockFile {
             } else {
                 ""
             };
-            let content = template.render_line(locker, hostname);
-            if let Err(e) = write_content(&file, &content) {
-                let _ = sys::unlock(&file);
-                return Err(LockError::io(path, e));
+            let content_written = template.with_line(locker, hostname, |content| {
+                write_content(&file, content).map(|()| content.len())
+            });
+            match content_written {
+                Ok(len) => written = Some(len),
+                Err(e) => {
+                    let _ = sys::unlock(&file);
+                    return Err(LockError::io(path, e));
+                }
             }
-            written = Some(content.len());
         }
         Ok(LockFile {
             path: path.to_owned(),

@@ -128,21 +128,30 @@ impl LockOptions {
     /// once. While it waits, one record is logged at `INFO` (target
     /// `pidlockfile`): `Blocking waiting for file lock on <path>; held by …`.
     ///
-    /// On Linux the waiter sleeps until a descriptor of the file is closed,
-    /// which is how holders nearly always release (by closing, exiting or being
-    /// killed), and then retries at once; a holder that unlocks but keeps the
-    /// file open is noticed by a retry at least every 50 ms. Elsewhere it
-    /// retries on that schedule.
+    /// On Linux the waiter sleeps in `flock(2)` itself, in the kernel's
+    /// queue for the lock, and takes the lock there the moment it is
+    /// released, as a blocking `flock` does. To end that sleep at `limit`
+    /// (and every 50 ms, to check that the path still names the file), a
+    /// thread of the crate sends the waiting thread a real-time signal: the
+    /// first time a wait blocks, the crate takes the highest-numbered one
+    /// whose disposition is still the default and gives it a handler that
+    /// does nothing. It never replaces a handler of the program, never
+    /// signals a thread that is not blocked in its `flock`, leaves the
+    /// thread's signal mask as it was, and leaves no signal pending. Where
+    /// the program has taken every real-time signal, or takes the crate's
+    /// over later, the waiter instead sleeps until a descriptor of the file
+    /// is closed (an inotify watch), which is how holders nearly always
+    /// release, and retries at least every 50 ms. Elsewhere it retries on
+    /// that schedule.
     ///
     /// The threads of a process that wait for one file take turns: one
-    /// watches and retries, the others sleep until it takes the lock or
-    /// leaves, each with its own limit, so that a release wakes one thread per
-    /// process, not all of them; and a thread that starts waiting while others
-    /// of its process wait queues behind them. A process keeps at most 4
-    /// inotify instances (one per file waited for at the same time, kept for
-    /// later waits); beyond that, or when the user's
-    /// `fs.inotify.max_user_instances` is used up, a waiter retries on the
-    /// schedule instead.
+    /// waits in the kernel (or watches), the others sleep until it takes
+    /// the lock or leaves, each with its own limit; and a thread that starts
+    /// waiting while others of its process wait queues behind them. A
+    /// process keeps at most 4 inotify instances (one per file watched at
+    /// the same time, kept for later waits); beyond that, or when the user's
+    /// `fs.inotify.max_user_instances` is used up, a watching waiter retries
+    /// on the schedule instead.
     ///
     /// When `limit` passes, [`lock`](LockOptions::lock) returns
     /// [`LockError::TimedOut`]; the waiter then holds nothing and has closed

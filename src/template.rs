@@ -114,16 +114,57 @@ impl Template {
         line
     }
 
+    /// Calls `f` with the content [`render_line`](Template::render_line)
+    /// gives, rendered on the stack when the template's longest line fits
+    /// (the default's does): taking a lock then allocates nothing for it.
+    pub(crate) fn with_line<R>(&self, pid: u32, hostname: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+        const INLINE: usize = 512;
+        // `longest_line` allows a hostname of 255 bytes.
+        if self.longest_line() > INLINE || hostname.len() > 255 {
+            return f(&self.render_line(pid, hostname));
+        }
+        let mut line = [0u8; INLINE];
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            line[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
+        put(b" ");
+        let mut digits = [0; 10];
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => put(text.as_bytes()),
+                Part::Pid => put(decimal(pid, &mut digits)),
+                Part::Hostname => put(hostname.as_bytes()),
+            }
+        }
+        put(b"\n");
+        f(&line[..len])
+    }
+
     /// Appends the rendered template to `out`.
     fn render_into(&self, out: &mut Vec<u8>, pid: u32, hostname: &str) {
-        use std::io::Write;
+        let mut digits = [0; 10];
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.extend_from_slice(text.as_bytes()),
-                // Writing into a Vec cannot fail.
-                Part::Pid => drop(write!(out, "{pid}")),
+                Part::Pid => out.extend_from_slice(decimal(pid, &mut digits)),
                 Part::Hostname => out.extend_from_slice(hostname.as_bytes()),
             }
+        }
+    }
+}
+
+/// `n` in decimal, written at the end of `buf`: what `format!("{n}")` gives,
+/// without the formatting machinery on the path every lock takes.
+pub(crate) fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
         }
     }
 }
@@ -186,6 +227,30 @@ impl std::error::Error for TemplateError {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn with_line_renders_what_render_line_does() {
+        let long = "x".repeat(600);
+        for template in [
+            "{pid};{hostname}",
+            "{pid}",
+            "host {hostname} pid {pid}!",
+            &long,
+        ] {
+            let template = Template::parse(template).unwrap();
+            for hostname in ["", "db1", &"h".repeat(255)] {
+                let heap = template.render_line(4242, hostname);
+                template.with_line(4242, hostname, |line| assert_eq!(line, heap));
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_is_what_format_gives() {
+        for n in [0, 7, 10, 99, 4242, 65535, 4_194_304, 999_999_999, u32::MAX] {
+            assert_eq!(super::decimal(n, &mut [0; 10]), n.to_string().as_bytes());
+        }
+    }
+
     use super::*;
 
     fn render(source: &str) -> String {

@@ -1,17 +1,19 @@
 //! The threads of a process that wait for one file's lock take turns.
 //!
-//! Every close of a lock file wakes whoever watches it, so waiters that each
-//! watched and retried would all wake at each release, and all but one would
-//! go back to sleep: a thundering herd. Instead, the threads of this process
-//! waiting for one file share one [`ReleaseWatch`], and one of them at a time,
-//! the watcher, sleeps on it and retries; the others sleep on a condition
-//! variable, each with its own deadline, until the watcher leaves (it took
-//! the lock, gave up, or found the path naming another file). They queue in
-//! the order the system wakes them, and a thread of this process that starts
-//! waiting while others wait queues behind them rather than taking the lock
-//! from under the thread woken for it. Waiters for the exclusive lock and for
-//! the shared one queue apart; when a waiter for the shared lock takes it, the
-//! next one retries at once, since that lock does not keep it out.
+//! One of them at a time, the watcher, sleeps until the lock may be free
+//! and retries: in the kernel's queue for the lock where it can be
+//! ([`sys::timed_lock`]: a blocked `flock` that a signal ends at the limit),
+//! else on the file's [`ReleaseWatch`], which every close of the file wakes.
+//! The others sleep on a condition variable, each with its own deadline,
+//! until the watcher leaves (it took the lock, gave up, or found the path
+//! naming another file): with a watch, waiters that each watched and retried
+//! would all wake at each release, and all but one go back to sleep. They
+//! queue in the order the system wakes them, and a thread of this process
+//! that starts waiting while others wait queues behind them rather than
+//! taking the lock from under the thread woken for it. Waiters for the
+//! exclusive lock and for the shared one queue apart; when a waiter for the
+//! shared lock takes it, the next one retries at once, since that lock does
+//! not keep it out.
 
 use std::fs::File;
 use std::path::Path;
@@ -55,7 +57,8 @@ fn registry() -> MutexGuard<'static, Registry> {
 
 /// The retry schedule while watching: naps doubling from the first to the
 /// longest, which bounds the wait for a holder that unlocks without closing
-/// (or for any holder when the file cannot be watched).
+/// (or for any holder when the file cannot be watched). A waiter in the
+/// kernel's queue checks the path every longest nap.
 pub(crate) const FIRST_NAP: Duration = Duration::from_millis(1);
 pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(50);
 

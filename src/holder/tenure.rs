@@ -99,10 +99,13 @@ impl Tenure {
 
 /// `released <pid>\n` in `buf`; returns its length.
 fn mark_line(buf: &mut [u8; 24], pid: u32) -> usize {
-    use std::io::Write;
-    let mut cursor = &mut buf[..];
-    let _ = writeln!(cursor, "released {pid}");
-    24 - cursor.len()
+    const WORD: &[u8] = b"released ";
+    let mut digits = [0; 10];
+    let digits = crate::template::decimal(pid, &mut digits);
+    buf[..WORD.len()].copy_from_slice(WORD);
+    buf[WORD.len()..WORD.len() + digits.len()].copy_from_slice(digits);
+    buf[WORD.len() + digits.len()] = b'\n';
+    WORD.len() + digits.len() + 1
 }
 
 /// Most lock files hold a line of a few dozen bytes: kept inline, they cost
