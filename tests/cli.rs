@@ -718,6 +718,38 @@ fn a_closed_stdout_is_one_line_and_exit_2_and_hold_then_holds_nothing() {
     }
 }
 
+/// With stderr a closed pipe too, the exit status is still the documented
+/// one: 75 for a lock held elsewhere, 2 for an error (`eprintln!` would
+/// panic there and exit 101).
+#[test]
+fn a_closed_stderr_changes_no_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let held = LockFile::lock(&path).unwrap();
+    let cases: [(&[&str], &Path, i32); 3] = [
+        (&["run", "--wait", "0.05"], &path, 75),
+        (&["hold"], &path, 75),
+        (&["status"], &dir.path().join("missing/LOCK"), 2),
+    ];
+    for (args, path, code) in cases {
+        let mut command = pidlockfile();
+        command.args(args).arg(path);
+        if args[0] == "run" {
+            command.args(["--", "true"]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(closed_pipe())
+            .spawn()
+            .unwrap();
+        let _watchdog = Watchdog::new(child.id());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+    }
+    drop(held);
+}
+
 #[test]
 fn status_json_prints_one_object_also_on_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,7 +25,7 @@ pub fn hold(args: &LockArgs) -> ExitCode {
     if let Err(code) = announced {
         // Nobody was told that it is held: do not hold it.
         if let Err(e) = lock.close() {
-            eprintln!("pidlockfile: {e}");
+            crate::output::complain(format_args!("pidlockfile: {e}"));
         }
         return code;
     }
@@ -34,7 +34,7 @@ pub fn hold(args: &LockArgs) -> ExitCode {
     unsafe { libc::sigwait(&signals, &mut signal) };
     let path = lock.path().to_owned();
     if let Err(e) = lock.close() {
-        eprintln!("pidlockfile: {e}");
+        crate::output::complain(format_args!("pidlockfile: {e}"));
         return ExitCode::from(ERROR);
     }
     match print_line(&format!("pidlockfile: released {path:?}")) {

@@ -186,10 +186,10 @@ impl LockArgs {
             Duration::MAX => "as long as it takes".to_owned(),
             limit => format!("up to {}s", limit.as_secs_f64()),
         };
-        eprintln!(
+        output::complain(format_args!(
             "pidlockfile: waiting {how_long} for {:?}: {held}",
             self.path
-        );
+        ));
         // The whole limit: the quiet first try took microseconds, and the
         // timeout's message then reports the limit the user gave.
         options.wait(limit);
@@ -252,7 +252,7 @@ fn main() -> ExitCode {
 
 /// Prints a lock error as one line and gives its exit status.
 pub fn fail(error: &LockError) -> ExitCode {
-    eprintln!("pidlockfile: {error}");
+    output::complain(format_args!("pidlockfile: {error}"));
     match error {
         LockError::Locked { .. } | LockError::TimedOut { .. } => ExitCode::from(HELD),
         _ => ExitCode::from(ERROR),

@@ -1,4 +1,5 @@
-//! Writing to standard output, where the reader may have gone.
+//! Writing to standard output and standard error, where the reader may have
+//! gone.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -13,7 +14,16 @@ pub fn print_line(line: &str) -> Result<(), ExitCode> {
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .map_err(|e| {
-            eprintln!("pidlockfile: cannot write to standard output: {e}");
+            complain(format_args!(
+                "pidlockfile: cannot write to standard output: {e}"
+            ));
             ExitCode::from(ERROR)
         })
+}
+
+/// Writes one line to stderr. A stderr that cannot be written (a closed
+/// pipe) loses the line but changes nothing else, where `eprintln!` would
+/// panic and turn the documented exit status into 101.
+pub fn complain(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }

@@ -56,7 +56,10 @@ pub fn run(args: &LockArgs, inherit: bool, command: &[OsString]) -> ExitCode {
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("pidlockfile: cannot run {:?}: {e}", command[0]);
+            crate::output::complain(format_args!(
+                "pidlockfile: cannot run {:?}: {e}",
+                command[0]
+            ));
             return ExitCode::from(match e.kind() {
                 io::ErrorKind::NotFound => 127,
                 _ => 126,
@@ -66,7 +69,10 @@ pub fn run(args: &LockArgs, inherit: bool, command: &[OsString]) -> ExitCode {
     let status = match wait_without_reaping(child.id() as libc::pid_t) {
         Ok(status) => status,
         Err(e) => {
-            eprintln!("pidlockfile: waiting for {:?}: {e}", command[0]);
+            crate::output::complain(format_args!(
+                "pidlockfile: waiting for {:?}: {e}",
+                command[0]
+            ));
             return ExitCode::from(ERROR);
         }
     };
@@ -81,7 +87,7 @@ pub fn run(args: &LockArgs, inherit: bool, command: &[OsString]) -> ExitCode {
     } else if let Err(e) = lock.close() {
         // The explicit unlock releases the lock for every process that holds
         // the descriptor, those the program started included.
-        eprintln!("pidlockfile: {e}");
+        crate::output::complain(format_args!("pidlockfile: {e}"));
     }
     // Ctrl-C from now on ends `run` again, as before the program started.
     signals::restore(&terminal_actions);

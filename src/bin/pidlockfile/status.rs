@@ -15,7 +15,7 @@ pub fn status(path: &Path, json: bool) -> ExitCode {
     let found = match inspect(path) {
         Ok(found) => found,
         Err(message) => {
-            eprintln!("pidlockfile: {message}");
+            crate::output::complain(format_args!("pidlockfile: {message}"));
             if json {
                 let object = serde_json::json!({ "path": path_json(path), "error": message });
                 if let Err(code) = print_line(&object.to_string()) {
@@ -31,7 +31,9 @@ pub fn status(path: &Path, json: bool) -> ExitCode {
         print_line(&to_json(path, &found, file_system.as_ref(), warning.as_deref()).to_string())
     } else {
         if let Some(warning) = &warning {
-            eprintln!("pidlockfile: warning: {path:?} is on {warning}");
+            crate::output::complain(format_args!(
+                "pidlockfile: warning: {path:?} is on {warning}"
+            ));
         }
         print_line(&describe(path, &found)).and_then(|()| match &file_system {
             Some(fs) => print_line(&format!(
