@@ -77,23 +77,17 @@ impl LockFile {
         let wait = options.wait.filter(|limit| !limit.is_zero());
         // A thread that starts waiting while others of this process wait
         // queues behind them instead of trying first (see `crate::wait`).
-        // Where a wait sleeps in the kernel's queue, it goes there without
-        // a try first: a free lock is taken there at once, and a held one
-        // costs no failed try. Only the record of a wait, which names the
-        // holder, needs the try that finds the lock held.
-        let straight_to_the_queue = cfg!(target_os = "linux")
-            && !log::log_enabled!(target: "pidlockfile", log::Level::Info);
-        let attempt = match wait {
-            Some(_) if wait::others_waiting() || straight_to_the_queue => {
+        let (attempt, tried) = match wait {
+            Some(_) if wait::others_waiting() => {
                 let (file, id) = sys::open_for_locking(path, how.mode, how.shared).map_err(io)?;
-                Attempt::Held(file, id)
+                (Attempt::Held(file, id), false)
             }
-            _ => lock_at_path(path, &how, wait.is_some()).map_err(io)?,
+            _ => (lock_at_path(path, &how, wait.is_some()).map_err(io)?, true),
         };
         let (file, id) = match attempt {
             Attempt::Locked(file, id) => (file, id),
             Attempt::Held(file, id) => match wait {
-                Some(limit) => wait_for_lock(path, &how, file, id, limit)?,
+                Some(limit) => wait_for_lock(path, &how, file, id, limit, tried)?,
                 None => return Err(refusal(path, &how, &file, None)),
             },
         };
@@ -392,7 +386,13 @@ pub(crate) fn retry(
     replaced: impl FnOnce(),
 ) -> io::Result<Attempt> {
     let locked = taken || sys::try_lock(&file, how.shared)?;
-    if sys::locked_file_is_at_path(id, path)? {
+    let at_path = sys::locked_file_is_at_path(id, path).inspect_err(|_| {
+        if locked {
+            // Explicitly, in case a forked child shares the descriptor.
+            let _ = sys::unlock(&file);
+        }
+    })?;
+    if at_path {
         return Ok(match locked {
             true => Attempt::Locked(file, id),
             false => Attempt::Held(file, id),
@@ -420,15 +420,16 @@ fn wait_for_lock(
     mut file: File,
     mut id: sys::FileId,
     limit: Duration,
+    tried: bool,
 ) -> Result<(File, sys::FileId), LockError> {
     let start = Instant::now();
     let deadline = wait::deadline(start, limit);
     let io = |e| LockError::io(path, e);
     let mut announced = false;
     let mut place = wait::Place::join(id, how.shared);
-    // A first watcher sleeps before it retries: the attempt that found the
-    // lock held was just made.
-    let mut just_tried = place.is_watcher();
+    // A first watcher sleeps before it retries when the attempt that found
+    // the lock held was just made (a wait never ends without a try).
+    let mut just_tried = tried && place.is_watcher();
     // The last sleep took the lock, in the kernel.
     let mut taken = false;
     loop {
@@ -472,7 +473,7 @@ fn wait_for_lock(
             if !announced {
                 announced = announce(path, how, &file);
             }
-            taken = place.sleep(&file, path, deadline);
+            taken = place.sleep(&file, path, deadline).map_err(io)?;
         }
     }
 }

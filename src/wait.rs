@@ -16,6 +16,7 @@
 //! not keep it out.
 
 use std::fs::File;
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -217,16 +218,15 @@ impl Place {
     /// makes the watch, on `file` (which `path` named), and returns at once,
     /// since a release just before the watch existed would go unnoticed until
     /// the next retry; the watch then serves later watchers.
-    pub(crate) fn sleep(&self, file: &File, path: &Path, deadline: Instant) -> bool {
+    pub(crate) fn sleep(&self, file: &File, path: &Path, deadline: Instant) -> io::Result<bool> {
         debug_assert!(self.watcher);
         let check = Instant::now().checked_add(LONGEST_NAP).unwrap_or(deadline);
-        // An error (none is known) is left to the next retry to report.
-        if let Some(Ok(locked)) = sys::timed_lock(file, self.queue.shared, deadline.min(check)) {
-            return locked;
+        if let Some(taken) = sys::timed_lock(file, self.queue.shared, deadline.min(check)) {
+            return taken;
         }
         let Some(watch) = self.queue.watch.get() else {
             let _ = self.queue.watch.set(ReleaseWatch::new(file, path));
-            return false;
+            return Ok(false);
         };
         let nap = {
             let mut state = lock(&self.queue.state);
@@ -236,7 +236,7 @@ impl Place {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         watch.wait(nap.min(left));
-        false
+        Ok(false)
     }
 }
 

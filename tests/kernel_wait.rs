@@ -44,13 +44,32 @@ fn thread_cpu_ticks(tid: libc::pid_t) -> u64 {
 /// process (with signal dispositions of its own), and checks that it passed
 /// within a minute (a wait that a signal fails to end would block for good).
 fn run_alone(scenario: &str) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    run_alone_blocking(scenario, None);
+}
+
+/// As [`run_alone`], with `signal` blocked in every thread of the process
+/// (the mask is inherited from its first thread).
+fn run_alone_blocking(scenario: &str, signal: Option<libc::c_int>) {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args(["--exact", scenario, "--ignored", "--nocapture"])
         .env("PIDLOCKFILE_TEST_SCENARIO", scenario)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::piped());
+    if let Some(signal) = signal {
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, signal);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().unwrap();
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > Duration::from_secs(60) {
@@ -206,10 +225,14 @@ fn waits_leave_no_signal(block_every_signal: bool) {
     let (timed_out, locked) = waiter.join().unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
-    assert!(
-        timed_out > 20 && locked > 20,
-        "{timed_out} timeouts, {locked} locks"
-    );
+    // (A thread that blocks the crate's signal watches the file instead, and
+    // tiny limits then mostly end with the lock.)
+    if !block_every_signal {
+        assert!(
+            timed_out > 20 && locked > 20,
+            "{timed_out} timeouts, {locked} locks"
+        );
+    }
 }
 
 #[test]
@@ -282,41 +305,54 @@ fn a_thread_that_blocks_every_signal_still_times_out_and_keeps_its_mask() {
     holder.release();
 }
 
-/// The thread that keeps the limits blocks every signal, so that it never
-/// takes one meant for the program's own threads, and, once no wait has
-/// come for a while, sleeps without waking.
-#[test]
-fn the_deadline_thread_takes_no_signal_and_sleeps_when_idle() {
-    // Alone: the other tests' waits would keep it awake.
-    run_alone("deadline_thread_scenario");
-}
-
-#[test]
-#[ignore = "not a test: run alone by the_deadline_thread_takes_no_signal_and_sleeps_when_idle"]
-fn deadline_thread_scenario() {
-    if !alone("deadline_thread_scenario") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("LOCK");
-    let holder = Holding::start("hold", &path);
-    let _ = waiting(Duration::from_millis(10)).lock(&path);
-    holder.release();
-    let task = std::fs::read_dir("/proc/self/task")
+/// The thread of this process named `pidlock-timer`, if any.
+fn timer_thread() -> Option<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/task")
         .unwrap()
         .map(|t| t.unwrap().path())
         .find(|t| {
             std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "pidlock-timer")
         })
-        .expect("a deadline thread");
-    let status = || std::fs::read_to_string(task.join("status")).unwrap();
-    let field = |name: &str| {
-        status()
-            .lines()
-            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-            .unwrap()
-    };
-    let blocked = u64::from_str_radix(&field("SigBlk:"), 16).unwrap();
+}
+
+/// The timer thread exists only while waits that block come and go: a wait
+/// for a free lock starts none, the first wait that blocks starts one, which
+/// blocks every signal (so that it never takes one meant for the program's
+/// own threads), and it exits after a second without a wait, leaving a
+/// single-threaded program single-threaded again.
+#[test]
+fn the_timer_thread_takes_no_signal_and_lives_only_while_waits_block() {
+    // Alone: the other tests' waits would keep it alive.
+    run_alone("timer_thread_scenario");
+}
+
+#[test]
+#[ignore = "not a test: run alone by the_timer_thread_takes_no_signal_and_lives_only_while_waits_block"]
+fn timer_thread_scenario() {
+    if !alone("timer_thread_scenario") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    waiting(Duration::from_secs(1))
+        .lock(&path)
+        .unwrap()
+        .close()
+        .unwrap();
+    assert_eq!(
+        timer_thread(),
+        None,
+        "a wait for a free lock started a thread"
+    );
+    let holder = Holding::start("hold", &path);
+    let _ = waiting(Duration::from_millis(10)).lock(&path).unwrap_err();
+    let task = timer_thread().expect("a timer thread");
+    let status = std::fs::read_to_string(task.join("status")).unwrap();
+    let blocked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
     // Every signal but SIGKILL (9) and SIGSTOP (19), which cannot be
     // blocked, and the C library's own (between 31 and SIGRTMIN).
     let every = (1..=libc::SIGRTMAX())
@@ -325,11 +361,19 @@ fn deadline_thread_scenario() {
         })
         .fold(0u64, |mask, s| mask | 1 << (s - 1));
     assert_eq!(blocked & every, every, "SigBlk {blocked:x}");
-    // Idle for longer than a second: the thread has stopped waking.
-    std::thread::sleep(Duration::from_millis(1500));
-    let switches = field("voluntary_ctxt_switches:");
-    std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(field("voluntary_ctxt_switches:"), switches);
+    // More than a second without a wait: the thread has exited.
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(timer_thread(), None, "the timer thread outlived the waits");
+    // The next wait that blocks starts another, and ends on time.
+    let start = Instant::now();
+    let err = waiting(Duration::from_millis(100)).lock(&path).unwrap_err();
+    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    holder.release();
 }
 
 /// The crate takes the highest real-time signal the program has left at
@@ -501,4 +545,200 @@ fn forked_child_limits_scenario() {
         0,
         "the child's wait ended late (2) or not by timing out (1)"
     );
+}
+
+/// A program with no room left in the user's queue of pending signals
+/// (`RLIMIT_SIGPENDING`): a thread whose timer was made before still has
+/// its waits end on time (the timer's queue entry was set aside when it was
+/// made); a thread that cannot make one waits by watching, on time too.
+#[test]
+fn a_full_queue_of_pending_signals_still_ends_waits_on_time() {
+    run_alone("full_signal_queue_scenario");
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_full_queue_of_pending_signals_still_ends_waits_on_time"]
+fn full_signal_queue_scenario() {
+    if !alone("full_signal_queue_scenario") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    // This thread's timer is made now, while the queue has room.
+    let _ = waiting(Duration::from_millis(20)).lock(&path).unwrap_err();
+    let mut none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_SIGPENDING, &mut none) },
+        0
+    );
+    none.rlim_cur = 0;
+    assert_eq!(
+        unsafe { libc::setrlimit(libc::RLIMIT_SIGPENDING, &none) },
+        0
+    );
+    let timed = |path: std::path::PathBuf| {
+        let start = Instant::now();
+        let err = waiting(Duration::from_millis(200)).lock(&path).unwrap_err();
+        assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    };
+    timed(path.clone());
+    // A new thread can make no timer now.
+    let other = path.clone();
+    std::thread::spawn(move || timed(other)).join().unwrap();
+    holder.release();
+}
+
+/// A program that installs its own handler on the crate's signal while a
+/// wait is blocked: the crate sends nothing more, so the program's handler
+/// never runs; that wait can then only end when the lock is released (it
+/// does, with the lock), and the next wait watches the file and ends on
+/// time.
+#[test]
+fn a_signal_taken_over_during_a_wait_is_never_sent_again() {
+    run_alone("taken_over_during_a_wait_scenario");
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_signal_taken_over_during_a_wait_is_never_sent_again"]
+fn taken_over_during_a_wait_scenario() {
+    if !alone("taken_over_during_a_wait_scenario") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let blocked = {
+        let path = path.clone();
+        std::thread::spawn(move || waiting(Duration::from_millis(300)).lock(&path))
+    };
+    std::thread::sleep(Duration::from_millis(100)); // blocked in flock now
+    let crates = (libc::SIGRTMIN()..=libc::SIGRTMAX())
+        .find(|&signal| realtime_handler(signal) != libc::SIG_DFL)
+        .expect("the crate's signal");
+    take_signal(crates);
+    std::thread::sleep(Duration::from_millis(700)); // past the wait's limit
+    assert_eq!(program_signals(), 0, "the program's handler ran");
+    assert!(!blocked.is_finished(), "ended without its signal?");
+    holder.release();
+    let lock = blocked.join().unwrap().expect("the lock, at the release");
+    drop(lock);
+    let holder = Holding::start("hold", &path);
+    let start = Instant::now();
+    let err = waiting(Duration::from_millis(300)).lock(&path).unwrap_err();
+    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    holder.release();
+    assert_eq!(program_signals(), 0, "the program's handler ran");
+}
+
+/// A program that collects `SIGRTMAX` itself (blocked in every thread and
+/// read from a `signalfd`, at its default disposition): the crate takes
+/// another signal, and every `SIGRTMAX` sent to the process still reaches
+/// the program's `signalfd`, also while a wait is blocked.
+#[test]
+fn a_signal_the_program_collects_with_signalfd_is_left_to_it() {
+    run_alone_blocking("signalfd_scenario", Some(libc::SIGRTMAX()));
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_signal_the_program_collects_with_signalfd_is_left_to_it"]
+fn signalfd_scenario() {
+    if !alone("signalfd_scenario") {
+        return;
+    }
+    // Blocked in every thread since the process began (`run_alone_blocking`).
+    let max = libc::SIGRTMAX();
+    let fd = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, max);
+        libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+    };
+    assert!(fd >= 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    // Threads inherit the mask: this one blocks SIGRTMAX too.
+    let waiter = {
+        let path = path.clone();
+        std::thread::spawn(move || waiting(Duration::from_millis(500)).lock(&path))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..20 {
+        assert_eq!(unsafe { libc::kill(libc::getpid(), max) }, 0);
+    }
+    assert!(matches!(
+        waiter.join().unwrap(),
+        Err(LockError::TimedOut { .. })
+    ));
+    holder.release();
+    assert_eq!(realtime_handler(max), libc::SIG_DFL, "SIGRTMAX taken");
+    let mut read = 0;
+    let mut info = [0u8; 128];
+    while unsafe { libc::read(fd, info.as_mut_ptr().cast(), info.len()) } == 128 {
+        read += 1;
+    }
+    assert_eq!(read, 20, "the program's signalfd lost signals");
+}
+
+/// On a FUSE file system (bindfs), whose server may take lock requests
+/// over, a waiter watches the file instead of blocking in `flock`, and
+/// still gets the lock at the release.
+#[test]
+fn on_fuse_a_waiter_watches_instead_of_blocking_in_flock() {
+    let backing = tempfile::tempdir().unwrap();
+    let mount = tempfile::tempdir().unwrap();
+    let mounted = Command::new("bindfs")
+        .arg(backing.path())
+        .arg(mount.path())
+        .output();
+    if !mounted.as_ref().is_ok_and(|out| out.status.success()) {
+        common::not_run(
+            "on_fuse_a_waiter_watches_instead_of_blocking_in_flock",
+            &format!("bindfs: {mounted:?}"),
+        );
+        return;
+    }
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.path());
+    let path = mount.path().join("LOCK");
+    let holder = Holding::start("hold", &path);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            tid_tx.send(gettid()).unwrap();
+            waiting(Duration::from_secs(30)).lock(&path).unwrap()
+        })
+    };
+    let tid = tid_rx.recv().unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(500) {
+        assert_ne!(
+            blocked_in(tid),
+            Some(libc::SYS_flock),
+            "blocked in flock on FUSE"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    holder.release();
+    drop(waiter.join().unwrap());
 }

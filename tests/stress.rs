@@ -63,6 +63,7 @@ fn workers_in_separate_processes_never_overlap_and_lose_no_increment() {
 
 #[test]
 fn a_holder_killed_while_holding_frees_the_lock_fifty_times_over() {
+    common::watch_if_asked();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     for round in 0..50 {

@@ -147,6 +147,27 @@ fn twenty_waiters_on_one_lock_all_get_it_in_turn_each_exactly_once() {
     assert_eq!(turns.load(Ordering::SeqCst), WAITERS);
 }
 
+/// A wait never ends without a try: the tiniest limit on a free lock takes
+/// it, also while another thread of the process waits (for another file),
+/// so that the thread joins its process's queue without trying first.
+#[test]
+fn a_tiny_limit_on_a_free_lock_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("LOCK");
+    let other = dir.path().join("OTHER");
+    let holder = Holding::start("hold", &other);
+    let waiter = std::thread::spawn(move || waiting(Duration::from_secs(2)).lock(&other));
+    std::thread::sleep(Duration::from_millis(100)); // the other thread waits
+    for _ in 0..200 {
+        for limit in [Duration::from_nanos(1), Duration::from_micros(1)] {
+            waiting(limit).lock(&path).unwrap().close().unwrap();
+        }
+    }
+    assert!(!waiter.is_finished(), "the other thread stopped waiting");
+    drop(holder);
+    let _ = waiter.join().unwrap();
+}
+
 #[test]
 fn without_wait_a_held_lock_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,10 +1,11 @@
 //! Telling a forked child from its parent without a system call.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static FORKS: AtomicU64 = AtomicU64::new(0);
-static COUNTING: Once = Once::new();
+/// Registered once; a flag, not a `Once`, which a fork in the middle of its
+/// first call would leave the child waiting on for good.
+static COUNTING: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn forked() {
     FORKS.fetch_add(1, Ordering::Relaxed);
@@ -12,13 +13,14 @@ extern "C" fn forked() {
 
 /// How many times this process's line has forked since it first asked:
 /// state stamped with it is a parent's when the number has changed. It
-/// counts the forks that run `pthread_atfork` handlers (every `fork(2)`
-/// made through libc; a `vfork` child may only exec or exit). One atomic
-/// load; `getpid` is a system call.
+/// counts the forks that run `pthread_atfork` handlers: every `fork(3)` of
+/// the C library. A child made otherwise (`vfork`, `_Fork`, a raw `clone`)
+/// may only exec or exit before it uses this crate. One atomic load;
+/// `getpid` is a system call.
 pub(crate) fn forks() -> u64 {
-    COUNTING.call_once(|| {
+    if !COUNTING.load(Ordering::Acquire) && !COUNTING.swap(true, Ordering::AcqRel) {
         // SAFETY: registers a child handler that only bumps an atomic.
         unsafe { libc::pthread_atfork(None, None, Some(forked)) };
-    });
+    }
     FORKS.load(Ordering::Relaxed)
 }

@@ -5,18 +5,22 @@
 //! and a waiter that loses sleeps again without returning to user space. No
 //! watch of the file comes close when many processes wait, since each
 //! release would wake every one of them. But the kernel cannot time that
-//! sleep out. So on Linux a thread of this crate, the deadline thread, sends
-//! a waiter that is still blocked at its limit a real-time signal whose
+//! sleep out. So on Linux a thread of this crate, the timer thread, sends a
+//! waiter that is still blocked at its limit a real-time signal whose
 //! handler does nothing, and `flock` fails with `EINTR` (`signal` says which
-//! signal and how it is kept from the program's way; `deadlines` how the
-//! thread keeps time at no cost to the waiters).
+//! signal and how it is kept out of the program's way; `deadlines` how the
+//! thread keeps time at no cost to the waiters; `file_system` where a signal
+//! can end the wait at all).
 //!
-//! Where that cannot be done (another platform, every real-time signal
-//! taken, a deadline thread that cannot be started), [`timed_lock`] says so
-//! and the waiter watches the file instead.
+//! Where that cannot be done (another platform; every real-time signal
+//! taken, or blocked in the waiting thread; a file system that may hand the
+//! lock request to a server; no timer or timer thread to be had),
+//! [`timed_lock`] says so and the waiter watches the file instead.
 
 #[cfg(target_os = "linux")]
 mod deadlines;
+#[cfg(target_os = "linux")]
+mod file_system;
 #[cfg(target_os = "linux")]
 mod signal;
 
@@ -33,16 +37,18 @@ pub(crate) fn timed_lock(file: &File, shared: bool, until: Instant) -> Option<io
     {
         use std::os::fd::AsRawFd;
 
-        let signal = signal::Unblocked::new()?;
-        let waiting = deadlines::Waiting::begin(signal.number(), until)?;
+        let signal = signal::usable()?;
+        if !file_system::signal_ends_flock(file) {
+            return None;
+        }
+        let waiting = deadlines::Waiting::begin(signal, until)?;
         let operation = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
         // SAFETY: a descriptor `file` keeps open.
         let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
         let error = io::Error::last_os_error();
-        // After `end`, nothing is sent; what was sent is delivered (to the
-        // empty handler) before the thread's mask is restored.
+        // After `end`, nothing is sent, and what was sent has been delivered
+        // (to the empty handler).
         waiting.end();
-        drop(signal);
         Some(match rc {
             0 => Ok(true),
             _ if error.kind() == io::ErrorKind::Interrupted => Ok(false),

@@ -1,19 +1,28 @@
 //! The signal that ends a blocked `flock`: taken once, checked at each wait.
 //!
-//! It is the highest-numbered real-time signal whose disposition is still
-//! the default (`SIG_DFL`) the first time a wait blocks, so that no handler
-//! of the program is replaced; the crate then installs a handler that does
-//! nothing, without `SA_RESTART` (so that `flock` returns). Only the
-//! deadline thread raises it, and only at a thread blocked in this crate's
-//! `flock`. Each wait checks that the handler is still this crate's (a
-//! program that took the signal over since would otherwise see its handler
-//! run, and a blocked `flock` might never return) and unblocks the signal
-//! for the waiting thread, restoring the thread's mask afterwards.
+//! It is the highest-numbered real-time signal that, the first time a wait
+//! blocks, still has the default disposition (`SIG_DFL`) and is not blocked
+//! in the thread taking it (a program that collects a signal with
+//! `signalfd` or `sigwait` blocks it and leaves it at the default: such a
+//! signal is the program's); the crate then installs a handler that does
+//! nothing, without `SA_RESTART`, so that `flock` returns. Each wait uses it
+//! only where it is still this crate's (a program that took it over since
+//! would see its handler run, and a blocked `flock` might never return) and
+//! not blocked in the waiting thread, whose mask the crate never changes.
+//! The timer thread checks again before each send.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-/// The signal this process took, if any (decided once).
-static TAKEN: OnceLock<Option<libc::c_int>> = OnceLock::new();
+/// The signal taken, or one of these states.
+static TAKEN: AtomicI32 = AtomicI32::new(UNDECIDED);
+const UNDECIDED: i32 = 0;
+/// Another thread is taking it: a wait meanwhile does without.
+const TAKING: i32 = -1;
+const NONE: i32 = -2;
+
+/// The program has installed its own handler on the signal since: the crate
+/// no longer sends it.
+static LOST: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn interrupt(_: libc::c_int) {}
 
@@ -21,19 +30,36 @@ fn handler() -> libc::sighandler_t {
     interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t
 }
 
-/// The highest real-time signal left at its default disposition, now with
-/// this crate's handler.
+/// Whether `signal` is blocked in this thread's mask.
+fn blocked_here(signal: libc::c_int) -> bool {
+    // SAFETY: a zeroed signal set, filled in by libc; the mask is only read.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) != 0
+            || libc::sigismember(&mask, signal) == 1
+    }
+}
+
+/// The handler `signal` has now.
+fn disposition(signal: libc::c_int) -> Option<libc::sighandler_t> {
+    // SAFETY: queries into a zeroed structure.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        (libc::sigaction(signal, std::ptr::null(), &mut current) == 0)
+            .then_some(current.sa_sigaction)
+    }
+}
+
+/// The highest real-time signal left at its default disposition and not
+/// blocked in this thread, now with this crate's handler.
 fn take() -> Option<libc::c_int> {
     for signal in (libc::SIGRTMIN()..=libc::SIGRTMAX()).rev() {
+        if disposition(signal) != Some(libc::SIG_DFL) || blocked_here(signal) {
+            continue;
+        }
         // SAFETY: sigaction structures zeroed and then filled in; the
         // handler is async-signal-safe (it does nothing).
         unsafe {
-            let mut current: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(signal, std::ptr::null(), &mut current) != 0
-                || current.sa_sigaction != libc::SIG_DFL
-            {
-                continue;
-            }
             let mut ours: libc::sigaction = std::mem::zeroed();
             ours.sa_sigaction = handler();
             libc::sigemptyset(&mut ours.sa_mask);
@@ -53,51 +79,38 @@ fn take() -> Option<libc::c_int> {
     None
 }
 
-/// The signal, unblocked for this thread while this lives.
-pub(super) struct Unblocked {
-    signal: libc::c_int,
-    /// The thread's mask before, when it blocked the signal.
-    previous: Option<libc::sigset_t>,
-}
-
-impl Unblocked {
-    /// `None` when no signal could be taken, or the program has since
-    /// installed its own handler on it.
-    pub(super) fn new() -> Option<Unblocked> {
-        let signal = (*TAKEN.get_or_init(take))?;
-        // SAFETY: a zeroed structure and signal sets, filled in by libc.
-        unsafe {
-            let mut current: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(signal, std::ptr::null(), &mut current) != 0
-                || current.sa_sigaction != handler()
+/// The signal this wait can be ended with: taken (at the first call), still
+/// this crate's, and not blocked in this thread. `None` otherwise: the wait
+/// watches the file instead.
+pub(super) fn usable() -> Option<libc::c_int> {
+    let signal = match TAKEN.load(Ordering::Acquire) {
+        UNDECIDED => {
+            // Decided by one thread, without a lock a fork could leave held.
+            if TAKEN
+                .compare_exchange(UNDECIDED, TAKING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
             {
                 return None;
             }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, signal);
-            let mut previous: libc::sigset_t = std::mem::zeroed();
-            if libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, &mut previous) != 0 {
-                return None;
-            }
-            let was_blocked = libc::sigismember(&previous, signal) == 1;
-            Some(Unblocked {
-                signal,
-                previous: was_blocked.then_some(previous),
-            })
+            let taken = take();
+            TAKEN.store(taken.unwrap_or(NONE), Ordering::Release);
+            taken?
         }
-    }
-
-    pub(super) fn number(&self) -> libc::c_int {
-        self.signal
-    }
+        TAKING | NONE => return None,
+        signal => signal,
+    };
+    (still_ours(signal) && !blocked_here(signal)).then_some(signal)
 }
 
-impl Drop for Unblocked {
-    fn drop(&mut self) {
-        if let Some(previous) = &self.previous {
-            // SAFETY: restores the mask saved above.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, previous, std::ptr::null_mut()) };
-        }
+/// Whether `signal` still has this crate's handler; once it has not, it is
+/// never used again.
+pub(super) fn still_ours(signal: libc::c_int) -> bool {
+    if LOST.load(Ordering::Relaxed) {
+        return false;
     }
+    let ours = disposition(signal) == Some(handler());
+    if !ours {
+        LOST.store(true, Ordering::Relaxed);
+    }
+    ours
 }
