@@ -132,17 +132,20 @@ impl LockOptions {
     /// queue for the lock, and takes the lock there the moment it is
     /// released, as a blocking `flock` does. To end that sleep at `limit`
     /// (and every 50 ms, to check that the path still names the file), a
-    /// thread of the crate sends the waiting thread a real-time signal: the
-    /// first time a wait blocks, the crate takes the highest-numbered one
-    /// whose disposition is still the default and gives it a handler that
-    /// does nothing. It never replaces a handler of the program, never
-    /// signals a thread that is not blocked in its `flock`, leaves the
-    /// thread's signal mask as it was, and leaves no signal pending. Where
-    /// the program has taken every real-time signal, or takes the crate's
-    /// over later, the waiter instead sleeps until a descriptor of the file
-    /// is closed (an inotify watch), which is how holders nearly always
-    /// release, and retries at least every 50 ms. Elsewhere it retries on
-    /// that schedule.
+    /// thread of the crate, running only while waits block, sends the
+    /// waiting thread a real-time signal through that thread's own timer:
+    /// the first time a wait blocks, the crate takes the highest-numbered
+    /// one that is at its default disposition and not blocked in the
+    /// waiting thread, and gives it a handler that does nothing. It never
+    /// replaces a handler of the program, never changes a thread's signal
+    /// mask, and leaves no signal pending. Where that cannot be done (the
+    /// program has taken every real-time signal, blocks the crate's in the
+    /// waiting thread, or has taken it over since; a file system that may
+    /// hand lock requests to a server, such as FUSE or NFS), the waiter
+    /// sleeps until a descriptor of the file is closed (an inotify watch),
+    /// which is how holders nearly always release, and retries at least
+    /// every 50 ms. Elsewhere it retries on that schedule. The README's
+    /// "Waiting" section says more.
     ///
     /// The threads of a process that wait for one file take turns: one
     /// waits in the kernel (or watches), the others sleep until it takes
