@@ -128,6 +128,7 @@ mod lock;
 #[cfg(feature = "tokio")]
 mod lock_async;
 mod options;
+mod per_process;
 mod rules;
 /// The platform layer, chosen here once: flock(2) on Unix, `LockFileEx` on Windows.
 #[cfg_attr(unix, path = "sys/unix/mod.rs")]

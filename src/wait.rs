@@ -18,42 +18,30 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::per_process::PerProcess;
 use crate::sys::{self, FileId, ReleaseWatch};
 
-/// The files this process's threads are waiting for; a handful at most.
-static WAITING: Mutex<Registry> = Mutex::new(Registry {
-    forks: 0,
-    queues: Vec::new(),
-});
-/// How many threads of process `WAITERS_PID` are waiting, for the lock's
-/// fast path; changed only with `WAITING` locked.
-static WAITERS: AtomicUsize = AtomicUsize::new(0);
-static WAITERS_FORKS: AtomicU64 = AtomicU64::new(0);
+/// The files this process's threads are waiting for (a handful at most),
+/// made afresh in a forked child: the parent's queues are not the child's,
+/// and their watches stay the parent's (the instances are shared with it).
+static WAITING: PerProcess<Waiting> = PerProcess::new();
 
-struct Registry {
-    /// The process the queues belong to, by its forks (`sys::forks`).
-    forks: u64,
-    queues: Vec<Arc<Queue>>,
+struct Waiting {
+    queues: Mutex<Vec<Arc<Queue>>>,
+    /// How many threads are waiting, for the lock's fast path; changed only
+    /// with `queues` locked.
+    waiters: AtomicUsize,
 }
 
-/// The registry, emptied first in a child forked while threads of its parent
-/// waited: their queues are not the child's, and their watches stay the
-/// parent's (the instances are shared with it), so they are forgotten, not
-/// dropped.
-fn registry() -> MutexGuard<'static, Registry> {
-    let mut registry = lock(&WAITING);
-    let me = sys::forks();
-    if registry.forks != me {
-        registry.queues.drain(..).for_each(std::mem::forget);
-        registry.forks = me;
-        WAITERS.store(0, Ordering::Relaxed);
-        WAITERS_FORKS.store(me, Ordering::Relaxed);
-    }
-    registry
+fn waiting() -> &'static Waiting {
+    WAITING.get(|| Waiting {
+        queues: Mutex::new(Vec::new()),
+        waiters: AtomicUsize::new(0),
+    })
 }
 
 /// The retry schedule while watching: naps doubling from the first to the
@@ -67,7 +55,7 @@ pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(50);
 /// starts waiting then joins the queue before trying, so as not to take the
 /// lock ahead of one woken for it. One atomic load.
 pub(crate) fn others_waiting() -> bool {
-    WAITERS.load(Ordering::Relaxed) > 0 && WAITERS_FORKS.load(Ordering::Relaxed) == sys::forks()
+    waiting().waiters.load(Ordering::Relaxed) > 0
 }
 
 /// When a wait of `limit` from `start` ends (in some centuries, for a limit
@@ -120,6 +108,7 @@ pub(crate) enum Turn {
 
 /// A thread's place among the waiters for one file, left on drop.
 pub(crate) struct Place {
+    this_process: &'static Waiting,
     queue: Arc<Queue>,
     watcher: bool,
 }
@@ -128,9 +117,9 @@ impl Place {
     /// Joins the waiters for file `id`'s exclusive or `shared` lock; the
     /// first becomes the watcher.
     pub(crate) fn join(id: FileId, shared: bool) -> Place {
-        let mut waiting = registry();
-        let queue = match waiting
-            .queues
+        let this_process = waiting();
+        let mut queues = lock(&this_process.queues);
+        let queue = match queues
             .iter()
             .find(|queue| queue.id == id && queue.shared == shared)
         {
@@ -149,7 +138,7 @@ impl Place {
                     turn: Condvar::new(),
                     watch: OnceLock::new(),
                 });
-                waiting.queues.push(queue.clone());
+                queues.push(queue.clone());
                 queue
             }
         };
@@ -157,9 +146,13 @@ impl Place {
         state.waiting += 1;
         let watcher = !std::mem::replace(&mut state.watched, true);
         drop(state);
-        WAITERS.fetch_add(1, Ordering::Relaxed);
-        drop(waiting);
-        Place { queue, watcher }
+        this_process.waiters.fetch_add(1, Ordering::Relaxed);
+        drop(queues);
+        Place {
+            this_process,
+            queue,
+            watcher,
+        }
     }
 
     /// Whether this thread is the one that watches and retries.
@@ -242,8 +235,8 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let mut waiting = registry();
-        WAITERS.fetch_sub(1, Ordering::Relaxed);
+        let mut queues = lock(&self.this_process.queues);
+        self.this_process.waiters.fetch_sub(1, Ordering::Relaxed);
         let mut state = lock(&self.queue.state);
         state.waiting -= 1;
         let last = state.waiting == 0;
@@ -256,11 +249,9 @@ impl Drop for Place {
         let wake = state.handed && !last;
         drop(state);
         if last {
-            waiting
-                .queues
-                .retain(|queue| !Arc::ptr_eq(queue, &self.queue));
+            queues.retain(|queue| !Arc::ptr_eq(queue, &self.queue));
         }
-        drop(waiting);
+        drop(queues);
         if wake {
             self.queue.turn.notify_one();
         }

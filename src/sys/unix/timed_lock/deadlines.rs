@@ -26,12 +26,12 @@
 //! and a timer of its own for each thread that waits.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::super::forks;
 use super::signal;
+use crate::per_process::PerProcess;
 
 /// After a waiter's limit, its timer fires again this often until the
 /// waiter has gone.
@@ -121,8 +121,6 @@ fn this_threads_timer(signal: libc::c_int) -> Option<TimerId> {
 
 /// One process's list of waiters and its thread.
 struct Deadlines {
-    /// The process it belongs to, by its forks.
-    forks: u64,
     state: Mutex<State>,
     ring: Condvar,
 }
@@ -145,38 +143,19 @@ struct Waiter {
     fired: bool,
 }
 
-static CURRENT: AtomicPtr<Deadlines> = AtomicPtr::new(std::ptr::null_mut());
+static DEADLINES: PerProcess<Deadlines> = PerProcess::new();
 
-/// This process's list, made at its first wait (and again in a forked
-/// child).
+/// This process's list (a forked child makes its own).
 fn deadlines() -> &'static Deadlines {
-    let forks = forks();
-    loop {
-        let current = CURRENT.load(Ordering::Acquire);
-        // SAFETY: a published list is leaked, never freed.
-        if let Some(current) = unsafe { current.as_ref() } {
-            if current.forks == forks {
-                return current;
-            }
-        }
-        let fresh: &'static Deadlines = Box::leak(Box::new(Deadlines {
-            forks,
-            state: Mutex::new(State {
-                waiters: Vec::new(),
-                next_key: 0,
-                running: false,
-                wakes_at: None,
-            }),
-            ring: Condvar::new(),
-        }));
-        let fresh_ptr = fresh as *const Deadlines as *mut Deadlines;
-        match CURRENT.compare_exchange(current, fresh_ptr, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return fresh,
-            // Another thread published one first: ours was never shared.
-            // SAFETY: `fresh` came from `Box::leak` just above.
-            Err(_) => drop(unsafe { Box::from_raw(fresh_ptr) }),
-        }
-    }
+    DEADLINES.get(|| Deadlines {
+        state: Mutex::new(State {
+            waiters: Vec::new(),
+            next_key: 0,
+            running: false,
+            wakes_at: None,
+        }),
+        ring: Condvar::new(),
+    })
 }
 
 fn lock(mutex: &Mutex<State>) -> MutexGuard<'_, State> {
