@@ -358,11 +358,21 @@ pub(crate) fn lock_at_path(path: &Path, how: &How, waiting: bool) -> io::Result<
     for _ in 0..ATTEMPTS {
         let (file, id) = sys::open_for_locking(path, how.mode, how.shared)?;
         let locked = sys::try_lock(&file, how.shared)?;
-        if (waiting && !locked) || sys::locked_file_is_at_path(id, path)? {
+        let at_path = (waiting && !locked)
+            || sys::locked_file_is_at_path(id, path).inspect_err(|_| {
+                if locked {
+                    let _ = sys::unlock(&file);
+                }
+            })?;
+        if at_path {
             return Ok(match locked {
                 true => Attempt::Locked(file, id),
                 false => Attempt::Held(file, id),
             });
+        }
+        if locked {
+            // Explicitly, in case a forked child shares the descriptor.
+            let _ = sys::unlock(&file);
         }
     }
     Err(io::Error::other(format!(
@@ -430,6 +440,7 @@ fn wait_for_lock(
     // A first watcher sleeps before it retries when the attempt that found
     // the lock held was just made (a wait never ends without a try).
     let mut just_tried = tried && place.is_watcher();
+    let mut ever_tried = tried;
     // The last sleep took the lock, in the kernel.
     let mut taken = false;
     loop {
@@ -445,6 +456,7 @@ fn wait_for_lock(
                     replaced = true;
                 };
                 let taken = std::mem::take(&mut taken);
+                ever_tried = true;
                 match retry(path, how, file, id, taken, on_replaced).map_err(io)? {
                     Attempt::Locked(file, id) => return Ok((file, id)),
                     Attempt::Held(held, held_id) => (file, id) = (held, held_id),
@@ -458,6 +470,7 @@ fn wait_for_lock(
                 // Out of time behind the watcher: the last try it would make,
                 // on the file the path names now (so that a refusal names
                 // that file's holder).
+                ever_tried = true;
                 match retry(path, how, file, id, false, || {}).map_err(io)? {
                     Attempt::Locked(file, id) => return Ok((file, id)),
                     Attempt::Held(held, held_id) => (file, id) = (held, held_id),
@@ -466,6 +479,14 @@ fn wait_for_lock(
         }
         let waited = start.elapsed();
         if waited >= limit {
+            if !std::mem::replace(&mut ever_tried, true) {
+                // A wait never ends without a try (a tiny limit, or a watch
+                // handed over at the deadline).
+                match retry(path, how, file, id, false, || {}).map_err(io)? {
+                    Attempt::Locked(file, id) => return Ok((file, id)),
+                    Attempt::Held(held, _) => file = held,
+                }
+            }
             drop(place);
             return Err(refusal(path, how, &file, Some(waited)));
         }

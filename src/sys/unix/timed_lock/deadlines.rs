@@ -216,7 +216,8 @@ impl Waiting {
         std::mem::forget(self);
         if fired {
             // A firing in progress finishes first; what it sent is then
-            // pending, and any system call delivers it on return.
+            // pending (or, on kernels that drop a disarmed timer's signal,
+            // gone), and any system call delivers it on return.
             timer.set(false);
             // SAFETY: always safe to call.
             unsafe { libc::getppid() };
@@ -228,6 +229,8 @@ impl Drop for Waiting {
     fn drop(&mut self) {
         let mut state = lock(&self.deadlines.state);
         state.waiters.retain(|w| w.key != self.key);
+        drop(state);
+        self.timer.set(false);
     }
 }
 
@@ -275,6 +278,8 @@ fn keep_time(deadlines: &'static Deadlines) {
         }
         if !state.waiters.is_empty() {
             idle_since = now;
+            // Waiters it can no longer signal still leave, unannounced.
+            next.get_or_insert(now + HEARTBEAT);
         } else if now.duration_since(idle_since) < IDLE {
             next = Some(now + HEARTBEAT);
         } else {

@@ -50,11 +50,25 @@ fn disposition(signal: libc::c_int) -> Option<libc::sighandler_t> {
     }
 }
 
+/// What taking a signal came to.
+enum Taken {
+    Signal(libc::c_int),
+    /// Every free signal is blocked in this thread: another thread may yet
+    /// take one.
+    BlockedHere,
+    None,
+}
+
 /// The highest real-time signal left at its default disposition and not
 /// blocked in this thread, now with this crate's handler.
-fn take() -> Option<libc::c_int> {
+fn take() -> Taken {
+    let mut blocked = false;
     for signal in (libc::SIGRTMIN()..=libc::SIGRTMAX()).rev() {
-        if disposition(signal) != Some(libc::SIG_DFL) || blocked_here(signal) {
+        if disposition(signal) != Some(libc::SIG_DFL) {
+            continue;
+        }
+        if blocked_here(signal) {
+            blocked = true;
             continue;
         }
         // SAFETY: sigaction structures zeroed and then filled in; the
@@ -74,9 +88,13 @@ fn take() -> Option<libc::c_int> {
                 continue;
             }
         }
-        return Some(signal);
+        return Taken::Signal(signal);
     }
-    None
+    if blocked {
+        Taken::BlockedHere
+    } else {
+        Taken::None
+    }
 }
 
 /// The signal this wait can be ended with: taken (at the first call), still
@@ -92,9 +110,20 @@ pub(super) fn usable() -> Option<libc::c_int> {
             {
                 return None;
             }
-            let taken = take();
-            TAKEN.store(taken.unwrap_or(NONE), Ordering::Release);
-            taken?
+            match take() {
+                Taken::Signal(signal) => {
+                    TAKEN.store(signal, Ordering::Release);
+                    signal
+                }
+                Taken::BlockedHere => {
+                    TAKEN.store(UNDECIDED, Ordering::Release);
+                    return None;
+                }
+                Taken::None => {
+                    TAKEN.store(NONE, Ordering::Release);
+                    return None;
+                }
+            }
         }
         TAKING | NONE => return None,
         signal => signal,
