@@ -358,27 +358,34 @@ pub(crate) fn lock_at_path(path: &Path, how: &How, waiting: bool) -> io::Result<
     for _ in 0..ATTEMPTS {
         let (file, id) = sys::open_for_locking(path, how.mode, how.shared)?;
         let locked = sys::try_lock(&file, how.shared)?;
-        let at_path = (waiting && !locked)
-            || sys::locked_file_is_at_path(id, path).inspect_err(|_| {
-                if locked {
-                    let _ = sys::unlock(&file);
-                }
-            })?;
-        if at_path {
-            return Ok(match locked {
-                true => Attempt::Locked(file, id),
-                false => Attempt::Held(file, id),
-            });
+        if waiting && !locked {
+            return Ok(Attempt::Held(file, id));
         }
-        if locked {
-            // Explicitly, in case a forked child shares the descriptor.
-            let _ = sys::unlock(&file);
+        if let Some(attempt) = at_path(path, file, id, locked)? {
+            return Ok(attempt);
         }
     }
     Err(io::Error::other(format!(
         "the path named another file after each of {ATTEMPTS} attempts to lock it: \
          something keeps deleting or replacing the lock file"
     )))
+}
+
+/// The attempt on `file` (its lock taken when `locked`) while `path` still
+/// names it; `None` when the path names another file now. Then, or when the
+/// path cannot be asked, a lock taken on `file` is released explicitly, in
+/// case a forked child shares the descriptor, and the descriptor is dropped.
+fn at_path(path: &Path, file: File, id: sys::FileId, locked: bool) -> io::Result<Option<Attempt>> {
+    match sys::locked_file_is_at_path(id, path) {
+        Ok(true) if locked => Ok(Some(Attempt::Locked(file, id))),
+        Ok(true) => Ok(Some(Attempt::Held(file, id))),
+        other => {
+            if locked {
+                let _ = sys::unlock(&file);
+            }
+            other.map(|_| None)
+        }
+    }
 }
 
 /// A waiter's retry of the file it waits on: the lock, when it is free (or
@@ -396,24 +403,10 @@ pub(crate) fn retry(
     replaced: impl FnOnce(),
 ) -> io::Result<Attempt> {
     let locked = taken || sys::try_lock(&file, how.shared)?;
-    let at_path = sys::locked_file_is_at_path(id, path).inspect_err(|_| {
-        if locked {
-            // Explicitly, in case a forked child shares the descriptor.
-            let _ = sys::unlock(&file);
-        }
-    })?;
-    if at_path {
-        return Ok(match locked {
-            true => Attempt::Locked(file, id),
-            false => Attempt::Held(file, id),
-        });
+    if let Some(attempt) = at_path(path, file, id, locked)? {
+        return Ok(attempt);
     }
     replaced();
-    if locked {
-        // Explicitly, in case a forked child shares the descriptor.
-        let _ = sys::unlock(&file);
-    }
-    drop(file);
     lock_at_path(path, how, true)
 }
 
