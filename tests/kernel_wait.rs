@@ -89,6 +89,27 @@ fn run_alone_blocking(scenario: &str, signal: Option<libc::c_int>) {
     assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
 }
 
+/// Waits up to `limit` for the lock at `path`, held elsewhere, and checks
+/// that the wait ended by timing out, within 2 s.
+fn times_out_on_time(path: &std::path::Path, limit: Duration) {
+    let start = Instant::now();
+    let err = waiting(limit).lock(path).unwrap_err();
+    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// The real-time signal the crate took: the one with a handler, in a
+/// process where the program has taken none.
+fn crates_signal() -> libc::c_int {
+    (libc::SIGRTMIN()..=libc::SIGRTMAX())
+        .find(|&signal| realtime_handler(signal) != libc::SIG_DFL)
+        .expect("the crate's signal")
+}
+
 /// Whether this is the process `run_alone` started for `scenario`.
 fn alone(scenario: &str) -> bool {
     std::env::var("PIDLOCKFILE_TEST_SCENARIO").is_ok_and(|s| s == scenario)
@@ -261,16 +282,7 @@ fn a_thread_that_blocks_every_signal_still_times_out_and_keeps_its_mask() {
             libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut()),
             0
         );
-        let start = Instant::now();
-        let err = waiting(Duration::from_millis(200))
-            .lock(&path2)
-            .unwrap_err();
-        assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            start.elapsed()
-        );
+        times_out_on_time(&path2, Duration::from_millis(200));
         let mut now: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now);
         for signal in 1..=libc::SIGRTMAX() {
@@ -365,14 +377,7 @@ fn timer_thread_scenario() {
     std::thread::sleep(Duration::from_millis(1600));
     assert_eq!(timer_thread(), None, "the timer thread outlived the waits");
     // The next wait that blocks starts another, and ends on time.
-    let start = Instant::now();
-    let err = waiting(Duration::from_millis(100)).lock(&path).unwrap_err();
-    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    times_out_on_time(&path, Duration::from_millis(100));
     holder.release();
 }
 
@@ -438,14 +443,7 @@ fn every_signal_taken_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     let holder = Holding::start("hold", &path);
-    let start = Instant::now();
-    let err = waiting(Duration::from_millis(300)).lock(&path).unwrap_err();
-    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    times_out_on_time(&path, Duration::from_millis(300));
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
         holder.release()
@@ -482,20 +480,11 @@ fn signal_taken_over_scenario() {
     let path = dir.path().join("LOCK");
     let holder = Holding::start("hold", &path);
     let _ = waiting(Duration::from_millis(50)).lock(&path).unwrap_err();
-    let crates = (libc::SIGRTMIN()..=libc::SIGRTMAX())
-        .find(|&signal| realtime_handler(signal) != libc::SIG_DFL)
-        .expect("the crate's signal");
+    let crates = crates_signal();
     // The program's handler restarts interrupted calls: a crate that still
     // sent this signal would leave its waiter blocked in flock.
     take_signal(crates);
-    let start = Instant::now();
-    let err = waiting(Duration::from_millis(300)).lock(&path).unwrap_err();
-    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    times_out_on_time(&path, Duration::from_millis(300));
     holder.release();
     assert_eq!(program_signals(), 0, "the program's handler ran");
 }
@@ -580,20 +569,12 @@ fn full_signal_queue_scenario() {
         unsafe { libc::setrlimit(libc::RLIMIT_SIGPENDING, &none) },
         0
     );
-    let timed = |path: std::path::PathBuf| {
-        let start = Instant::now();
-        let err = waiting(Duration::from_millis(200)).lock(&path).unwrap_err();
-        assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            start.elapsed()
-        );
-    };
-    timed(path.clone());
+    times_out_on_time(&path, Duration::from_millis(200));
     // A new thread can make no timer now.
     let other = path.clone();
-    std::thread::spawn(move || timed(other)).join().unwrap();
+    std::thread::spawn(move || times_out_on_time(&other, Duration::from_millis(200)))
+        .join()
+        .unwrap();
     holder.release();
 }
 
@@ -621,9 +602,7 @@ fn taken_over_during_a_wait_scenario() {
         std::thread::spawn(move || waiting(Duration::from_millis(300)).lock(&path))
     };
     std::thread::sleep(Duration::from_millis(100)); // blocked in flock now
-    let crates = (libc::SIGRTMIN()..=libc::SIGRTMAX())
-        .find(|&signal| realtime_handler(signal) != libc::SIG_DFL)
-        .expect("the crate's signal");
+    let crates = crates_signal();
     take_signal(crates);
     std::thread::sleep(Duration::from_millis(700)); // past the wait's limit
     assert_eq!(program_signals(), 0, "the program's handler ran");
@@ -632,14 +611,7 @@ fn taken_over_during_a_wait_scenario() {
     let lock = blocked.join().unwrap().expect("the lock, at the release");
     drop(lock);
     let holder = Holding::start("hold", &path);
-    let start = Instant::now();
-    let err = waiting(Duration::from_millis(300)).lock(&path).unwrap_err();
-    assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    times_out_on_time(&path, Duration::from_millis(300));
     holder.release();
     assert_eq!(program_signals(), 0, "the program's handler ran");
 }

@@ -134,13 +134,4 @@ fn a_moved_away_file_still_has_one_link_so_the_check_compares_inodes() {
     assert!(!lock.is_at_path().unwrap());
 }
 
-/// Every test of this file, again with waits that watch the file, as they
-/// do where the crate has no signal to end a blocked `flock` with.
-#[test]
-#[cfg(target_os = "linux")]
-fn every_test_here_again_with_waits_that_watch_the_file() {
-    if common::watching() {
-        return; // the rerun itself
-    }
-    common::rerun_watching("every_test_here_again_with_waits_that_watch_the_file");
-}
+again_with_waits_that_watch!();

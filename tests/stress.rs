@@ -125,13 +125,4 @@ fn workers_never_overlap_while_another_process_deletes_and_replaces_the_lock_fil
     assert!(times > 0, "the replacer never got a turn");
 }
 
-/// Every test of this file, again with waits that watch the file, as they
-/// do where the crate has no signal to end a blocked `flock` with.
-#[test]
-#[cfg(target_os = "linux")]
-fn every_test_here_again_with_waits_that_watch_the_file() {
-    if common::watching() {
-        return; // the rerun itself
-    }
-    common::rerun_watching("every_test_here_again_with_waits_that_watch_the_file");
-}
+again_with_waits_that_watch!();

@@ -190,16 +190,7 @@ fn inotify_instances() -> usize {
         .count()
 }
 
-/// Every test of this file, again with waits that watch the file, as they
-/// do where the crate has no signal to end a blocked `flock` with.
-#[test]
-#[cfg(target_os = "linux")]
-fn every_test_here_again_with_waits_that_watch_the_file() {
-    if common::watching() {
-        return; // the rerun itself
-    }
-    common::rerun_watching("every_test_here_again_with_waits_that_watch_the_file");
-}
+again_with_waits_that_watch!();
 
 /// More threads wait at once, each for its own file, than the user may have
 /// inotify instances (`fs.inotify.max_user_instances`, 128 by default, for

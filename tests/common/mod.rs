@@ -39,6 +39,23 @@ macro_rules! helper_process {
     };
 }
 
+/// Declares the test that runs every other test of this file again with
+/// waits that watch the file, as they do where the crate has no signal to
+/// end a blocked `flock` with (see [`rerun_watching`]).
+#[macro_export]
+macro_rules! again_with_waits_that_watch {
+    () => {
+        #[test]
+        #[cfg(target_os = "linux")]
+        fn every_test_here_again_with_waits_that_watch_the_file() {
+            if common::watching() {
+                return; // the rerun itself
+            }
+            common::rerun_watching("every_test_here_again_with_waits_that_watch_the_file");
+        }
+    };
+}
+
 /// How many times a handler of "the program" (see
 /// [`take_every_realtime_signal`]) has run in this process.
 #[cfg(target_os = "linux")]
