@@ -99,7 +99,11 @@ fn sleep_until(at_ns: u64) {
 /// The same-calls floor makes the calls of the crate's lock and release
 /// (see `common::calls` and benches/lock), the bare one only open, lock,
 /// `ftruncate`, `pwrite`, unlock and close.
-struct FloorLock(i32);
+struct FloorLock {
+    fd: i32,
+    /// The same-calls floor marks its release, as the crate does.
+    marks_release: bool,
+}
 
 impl FloorLock {
     fn lock(path: &std::ffi::CStr, content: &[u8], same_calls: bool) -> FloorLock {
@@ -111,7 +115,10 @@ impl FloorLock {
                 assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
                 let n = libc::pwrite(fd, content.as_ptr().cast(), content.len(), 0);
                 assert_eq!(n, content.len() as isize);
-                return FloorLock(fd);
+                return FloorLock {
+                    fd,
+                    marks_release: false,
+                };
             }
             let (fd, ino) = open_checked(path);
             assert_eq!(libc::flock(fd, libc::LOCK_EX), 0);
@@ -122,8 +129,10 @@ impl FloorLock {
             let n = libc::pwrite(fd, content.as_ptr().cast(), content.len(), 0);
             assert_eq!(n, content.len() as isize);
             assert_eq!(libc::ftruncate(fd, content.len() as libc::off_t), 0);
-            // Negative: the release mark follows (the bare floor writes none).
-            FloorLock(-fd - 1)
+            FloorLock {
+                fd,
+                marks_release: true,
+            }
         }
     }
 }
@@ -131,17 +140,13 @@ impl FloorLock {
 impl Drop for FloorLock {
     fn drop(&mut self) {
         unsafe {
-            let fd = if self.0 < 0 {
-                let fd = -self.0 - 1;
+            if self.marks_release {
                 assert!(libc::getpid() > 0);
                 let mark = b"released 4242\n";
-                libc::pwrite(fd, mark.as_ptr().cast(), mark.len(), 16);
-                fd
-            } else {
-                self.0
-            };
-            libc::flock(fd, libc::LOCK_UN);
-            libc::close(fd);
+                libc::pwrite(self.fd, mark.as_ptr().cast(), mark.len(), 16);
+            }
+            libc::flock(self.fd, libc::LOCK_UN);
+            libc::close(self.fd);
         }
     }
 }
