@@ -75,19 +75,25 @@ impl LockFile {
         let io = |e| LockError::io(path, e);
         let how = How::from(options);
         let wait = options.wait.filter(|limit| !limit.is_zero());
-        // A thread that starts waiting while others of this process wait
-        // queues behind them instead of trying first (see `crate::wait`).
-        let (attempt, tried) = match wait {
+        let open = || sys::open_for_locking(path, how.mode, how.shared).map_err(io);
+        let (attempt, begin) = match wait {
             Some(_) if wait::others_waiting() => {
-                let (file, id) = sys::open_for_locking(path, how.mode, how.shared).map_err(io)?;
-                (Attempt::Held(file, id), false)
+                let (file, id) = open()?;
+                (Attempt::Held(file, id), Begin::Queued)
             }
-            _ => (lock_at_path(path, &how, wait.is_some()).map_err(io)?, true),
+            Some(_) if sys::blocking_lately() && !announcing() => {
+                let (file, id) = open()?;
+                (Attempt::Held(file, id), Begin::Blocking)
+            }
+            _ => (
+                lock_at_path(path, &how, wait.is_some()).map_err(io)?,
+                Begin::Tried,
+            ),
         };
         let (file, id) = match attempt {
             Attempt::Locked(file, id) => (file, id),
             Attempt::Held(file, id) => match wait {
-                Some(limit) => wait_for_lock(path, &how, file, id, limit, tried)?,
+                Some(limit) => wait_for_lock(path, &how, file, id, limit, begin)?,
                 None => return Err(refusal(path, &how, &file, None)),
             },
         };
@@ -410,6 +416,29 @@ pub(crate) fn retry(
     lock_at_path(path, how, true)
 }
 
+/// How a wait begins.
+#[derive(Clone, Copy, PartialEq)]
+enum Begin {
+    /// The lock was just tried and found held.
+    Tried,
+    /// Behind the threads of this process that wait already (see
+    /// [`wait`]): not tried, so as not to take the lock from under the one
+    /// woken for it.
+    Queued,
+    /// Not tried: waits of this process have blocked in the kernel lately,
+    /// so this one blocks at once, and the blocked `flock` is its try (it
+    /// takes a free lock at once). A waiter that expects to find the lock
+    /// held saves the try that would fail.
+    Blocking,
+}
+
+/// Whether a wait that begins is announced (`log` at `Info`, naming the
+/// holder): then it tries first, since the record says that it found the
+/// lock held.
+fn announcing() -> bool {
+    log::log_enabled!(target: "pidlockfile", log::Level::Info)
+}
+
 /// Retries until the lock is taken or `limit` passes, sleeping between tries
 /// in the kernel's queue for the lock or until the file is closed somewhere
 /// (see [`wait::Place::sleep`]). The threads of this process waiting
@@ -423,7 +452,7 @@ fn wait_for_lock(
     mut file: File,
     mut id: sys::FileId,
     limit: Duration,
-    tried: bool,
+    begin: Begin,
 ) -> Result<(File, sys::FileId), LockError> {
     let start = Instant::now();
     let deadline = wait::deadline(start, limit);
@@ -431,9 +460,11 @@ fn wait_for_lock(
     let mut announced = false;
     let mut place = wait::Place::join(id, how.shared);
     // A first watcher sleeps before it retries when the attempt that found
-    // the lock held was just made (a wait never ends without a try).
-    let mut just_tried = tried && place.is_watcher();
-    let mut ever_tried = tried;
+    // the lock held was just made, or when it blocks in the kernel at once
+    // (a wait never ends without a try: where it cannot block, its first
+    // sleep makes the watch and returns at once, and it tries then).
+    let mut just_tried = begin != Begin::Queued && place.is_watcher();
+    let mut ever_tried = begin == Begin::Tried;
     // The last sleep took the lock, in the kernel.
     let mut taken = false;
     loop {
@@ -494,7 +525,7 @@ fn wait_for_lock(
 
 /// The one record a waiter logs, naming the holder it waits for.
 pub(crate) fn announce(path: &Path, how: &How, file: &File) -> bool {
-    if log::log_enabled!(target: "pidlockfile", log::Level::Info) {
+    if announcing() {
         let holder = Holder::diagnose(file, !how.shared);
         log::info!(
             target: "pidlockfile",

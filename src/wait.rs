@@ -214,7 +214,9 @@ impl Place {
     pub(crate) fn sleep(&self, file: &File, path: &Path, deadline: Instant) -> io::Result<bool> {
         debug_assert!(self.watcher);
         let check = Instant::now().checked_add(LONGEST_NAP).unwrap_or(deadline);
-        if let Some(taken) = sys::timed_lock(file, self.queue.shared, deadline.min(check)) {
+        if let Some(taken) =
+            sys::timed_lock(file, self.queue.id, self.queue.shared, deadline.min(check))
+        {
             return taken;
         }
         let Some(watch) = self.queue.watch.get() else {

@@ -489,6 +489,69 @@ fn signal_taken_over_scenario() {
     assert_eq!(program_signals(), 0, "the program's handler ran");
 }
 
+/// While waits of the process block in the kernel lately, a new wait skips
+/// its first try and blocks in `flock` at once; that blocked `flock` is its
+/// try. It still takes a free lock, still times out at its limit on a held
+/// one, and, where it announces the wait (`log` at `Info`), it tries first,
+/// so that no record says a free lock was held.
+#[test]
+fn waits_that_begin_blocking_still_try_time_out_and_announce_truly() {
+    run_alone("begin_blocking_scenario");
+}
+
+#[test]
+#[ignore = "not a test: run alone by waits_that_begin_blocking_still_try_time_out_and_announce_truly"]
+fn begin_blocking_scenario() {
+    if !alone("begin_blocking_scenario") {
+        return;
+    }
+    struct Capture(std::sync::Mutex<Vec<String>>);
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            self.0.lock().unwrap().push(record.args().to_string());
+        }
+        fn flush(&self) {}
+    }
+    static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+    log::set_logger(&CAPTURE).unwrap();
+    let records_about = |path: &std::path::Path| {
+        let path = path.to_str().unwrap();
+        let records = CAPTURE.0.lock().unwrap();
+        records.iter().filter(|r| r.contains(path)).count()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let (held, free) = (dir.path().join("HELD"), dir.path().join("FREE"));
+    let holder = Holding::start("hold", &held);
+    // Quiet: waits block in the kernel from the first on, and the next begin
+    // blocking.
+    times_out_on_time(&held, Duration::from_millis(50));
+    for limit in [1, 100].map(Duration::from_millis) {
+        let start = Instant::now();
+        times_out_on_time(&held, limit);
+        assert!(start.elapsed() >= limit);
+    }
+    waiting(Duration::from_secs(30))
+        .lock(&free)
+        .unwrap()
+        .close()
+        .unwrap();
+    // Announced: a wait on a free lock takes it, and says nothing.
+    log::set_max_level(log::LevelFilter::Info);
+    times_out_on_time(&held, Duration::from_millis(50));
+    assert_eq!(records_about(&held), 2, "{:?}", CAPTURE.0.lock().unwrap());
+    waiting(Duration::from_secs(30))
+        .lock(&free)
+        .unwrap()
+        .close()
+        .unwrap();
+    assert_eq!(records_about(&free), 0, "{:?}", CAPTURE.0.lock().unwrap());
+    holder.release();
+}
+
 /// A child forked after its parent has waited (and so has a deadline thread
 /// the child does not) keeps its own limits: its wait ends on time.
 #[test]
@@ -668,7 +731,9 @@ fn signalfd_scenario() {
 
 /// On a FUSE file system (bindfs), whose server may take lock requests
 /// over, a waiter watches the file instead of blocking in `flock`, and
-/// still gets the lock at the release.
+/// still gets the lock at the release; also just after a wait on a local
+/// file system blocked in `flock` (the crate keeps the mounts it found
+/// local, and waits begin blocking at once while waits block lately).
 #[test]
 fn on_fuse_a_waiter_watches_instead_of_blocking_in_flock() {
     let backing = tempfile::tempdir().unwrap();
@@ -691,6 +756,10 @@ fn on_fuse_a_waiter_watches_instead_of_blocking_in_flock() {
         }
     }
     let _unmount = Unmount(mount.path());
+    let local = backing.path().join("LOCAL");
+    let held_here = LockFile::lock(&local).unwrap();
+    times_out_on_time(&local, Duration::from_millis(100));
+    drop(held_here);
     let path = mount.path().join("LOCK");
     let holder = Holding::start("hold", &path);
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();

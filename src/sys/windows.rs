@@ -97,9 +97,19 @@ pub(crate) fn forks() -> u64 {
     0
 }
 
+/// No wait blocks in the kernel here (see `timed_lock`).
+pub(crate) fn blocking_lately() -> bool {
+    false
+}
+
 /// A wait that blocks in the kernel needs a way to end it at the limit;
 /// waiters here retry on their schedule instead.
-pub(crate) fn timed_lock(_: &File, _: bool, _: std::time::Instant) -> Option<io::Result<bool>> {
+pub(crate) fn timed_lock(
+    _: &File,
+    _: FileId,
+    _: bool,
+    _: std::time::Instant,
+) -> Option<io::Result<bool>> {
     None
 }
 

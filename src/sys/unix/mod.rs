@@ -23,7 +23,7 @@ pub(crate) use open::{
     is_at_path, locked_file_is_at_path, open_for_locking, open_for_reading, FileId,
 };
 pub(crate) use process::{process_state, ProcessState};
-pub(crate) use timed_lock::timed_lock;
+pub(crate) use timed_lock::{blocking_lately, timed_lock};
 #[cfg(feature = "tokio")]
 pub(crate) use wake::AsyncReleaseWatch;
 pub(crate) use wake::ReleaseWatch;

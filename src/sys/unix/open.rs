@@ -13,11 +13,32 @@ use crate::rules;
 /// locks it, everyone may read who holds it.
 const CREATE_MODE: u32 = 0o644;
 
-/// The identity of a file: what the path must still name once it is locked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The identity of a file: what the path must still name once it is locked
+/// (its device and inode), and where it was found.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct FileId {
     dev: u64,
     ino: u64,
+    /// The unique id of the mount the file was opened through, never reused
+    /// while the system runs (Linux 6.8 and later; 0 where not known). Not
+    /// part of the identity: one file can be reached through several mounts.
+    mount: u64,
+}
+
+impl PartialEq for FileId {
+    fn eq(&self, other: &FileId) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+    }
+}
+
+impl Eq for FileId {}
+
+impl FileId {
+    /// The unique id of the mount the file was opened through, if known.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn mount(self) -> Option<u64> {
+        (self.mount != 0).then_some(self.mount)
+    }
 }
 
 /// Opens or creates the lock file for locking and writing, without
@@ -47,13 +68,9 @@ pub(crate) fn open_for_locking(
         Err(e) if shared && e.kind() == io::ErrorKind::PermissionDenied => open_for_reading(path),
         other => other.map_err(|e| explain_open_error(path, e)),
     }?;
-    let stat = fstat(&file)?;
+    let stat = Stat::of(&file)?;
     check_writable_lock_file(path, &stat)?;
-    let id = FileId {
-        dev: stat.st_dev as u64,
-        ino: stat.st_ino as u64,
-    };
-    Ok((file, id))
+    Ok((file, stat.id))
 }
 
 enum Create {
@@ -121,7 +138,7 @@ pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
         .custom_flags(OPEN_FLAGS)
         .open(path)
         .map_err(|e| explain_open_error(path, e))?;
-    let mode = fstat(&file)?.st_mode;
+    let mode = Stat::of(&file)?.mode;
     match mode & libc::S_IFMT == libc::S_IFREG {
         true => Ok(file),
         false => Err(not_regular(mode)),
@@ -131,15 +148,14 @@ pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
 /// The refusals that keep taking a lock from damaging anything: the file
 /// must be a regular file with one name, no larger than any lock file, and,
 /// in a directory anyone may write to, our own.
-fn check_writable_lock_file(path: &Path, stat: &libc::stat) -> io::Result<()> {
-    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(not_regular(stat.st_mode));
+fn check_writable_lock_file(path: &Path, stat: &Stat) -> io::Result<()> {
+    if stat.mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(not_regular(stat.mode));
     }
-    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
-    rules::one_link(stat.st_nlink as u64)?;
-    rules::lock_file_size(stat.st_size as u64)?;
+    rules::one_link(stat.nlink)?;
+    rules::lock_file_size(stat.size)?;
     // SAFETY: geteuid cannot fail.
-    if stat.st_uid != unsafe { libc::geteuid() } {
+    if stat.uid != unsafe { libc::geteuid() } {
         if let Some(sticky) = in_world_writable_dir(path) {
             let kind = if sticky {
                 "sticky directory such as /tmp"
@@ -153,7 +169,7 @@ fn check_writable_lock_file(path: &Path, stat: &libc::stat) -> io::Result<()> {
                      owner may forge its content or delete and recreate it while the \
                      lock is held; a lock file shared between users belongs in a \
                      directory that is not world-writable",
-                    user_name(stat.st_uid)
+                    user_name(stat.uid)
                 ),
             ));
         }
@@ -204,12 +220,88 @@ fn mode_t(mode: u32) -> libc::mode_t {
     mode as libc::mode_t
 }
 
-fn fstat(file: &File) -> io::Result<libc::stat> {
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat fills `stat` when it returns 0.
-    match unsafe { libc::fstat(file.as_raw_fd(), stat.as_mut_ptr()) } {
-        0 => Ok(unsafe { stat.assume_init() }),
-        _ => Err(io::Error::last_os_error()),
+/// What the checks of an open lock file read from its descriptor, and its
+/// identity.
+struct Stat {
+    mode: libc::mode_t,
+    nlink: u64,
+    size: u64,
+    uid: libc::uid_t,
+    id: FileId,
+}
+
+impl Stat {
+    /// One `statx` on Linux, which costs what `fstat` costs and also names
+    /// the mount (so that a waiter asks only once per mount whether its file
+    /// system keeps `flock` locks itself: see `timed_lock`); `fstat` where
+    /// `statx` is missing or filtered out, and elsewhere.
+    fn of(file: &File) -> io::Result<Stat> {
+        #[cfg(target_os = "linux")]
+        match Stat::statx(file) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {}
+            other => return other,
+        }
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstat fills `stat` when it returns 0.
+        let stat = match unsafe { libc::fstat(file.as_raw_fd(), stat.as_mut_ptr()) } {
+            0 => unsafe { stat.assume_init() },
+            _ => return Err(io::Error::last_os_error()),
+        };
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+        Ok(Stat {
+            mode: stat.st_mode,
+            nlink: stat.st_nlink as u64,
+            size: stat.st_size as u64,
+            uid: stat.st_uid,
+            id: FileId {
+                dev: stat.st_dev as u64,
+                ino: stat.st_ino as u64,
+                mount: 0,
+            },
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    fn statx(file: &File) -> io::Result<Stat> {
+        /// The mount's id that is never reused (Linux 6.8), which the
+        /// kernel reports only when asked, and says so in `stx_mask`.
+        const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+        let mask = libc::STATX_TYPE
+            | libc::STATX_MODE
+            | libc::STATX_NLINK
+            | libc::STATX_UID
+            | libc::STATX_INO
+            | libc::STATX_SIZE
+            | STATX_MNT_ID_UNIQUE;
+        let mut stat = std::mem::MaybeUninit::<libc::statx>::uninit();
+        // SAFETY: statx fills `stat` for the descriptor (an empty path with
+        // AT_EMPTY_PATH) when it returns 0.
+        let stat = match unsafe {
+            libc::statx(
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_STATX_SYNC_AS_STAT,
+                mask,
+                stat.as_mut_ptr(),
+            )
+        } {
+            0 => unsafe { stat.assume_init() },
+            _ => return Err(io::Error::last_os_error()),
+        };
+        Ok(Stat {
+            mode: stat.stx_mode.into(),
+            nlink: stat.stx_nlink.into(),
+            size: stat.stx_size,
+            uid: stat.stx_uid,
+            id: FileId {
+                dev: libc::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+                ino: stat.stx_ino,
+                mount: match stat.stx_mask & STATX_MNT_ID_UNIQUE {
+                    0 => 0,
+                    _ => stat.stx_mnt_id,
+                },
+            },
+        })
     }
 }
 

@@ -26,6 +26,7 @@
 //! and a timer of its own for each thread that waits.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -145,6 +146,17 @@ struct Waiter {
 
 static DEADLINES: PerProcess<Deadlines> = PerProcess::new();
 
+/// Whether the timer thread runs: waits have blocked in this process within
+/// the last [`IDLE`]. Only a hint (a forked child inherits it without the
+/// thread, and starts one at its first wait).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Whether waits block in the kernel here lately: the timer thread runs, so
+/// one more wait costs no thread. One atomic load.
+pub(super) fn running() -> bool {
+    RUNNING.load(Ordering::Relaxed)
+}
+
 /// This process's list (a forked child makes its own).
 fn deadlines() -> &'static Deadlines {
     DEADLINES.get(|| Deadlines {
@@ -184,6 +196,7 @@ impl Waiting {
             }
             state.running = true;
             state.wakes_at = None;
+            RUNNING.store(true, Ordering::Relaxed);
         }
         let key = state.next_key;
         state.next_key += 1;
@@ -285,6 +298,7 @@ fn keep_time(deadlines: &'static Deadlines) {
         } else {
             state.running = false;
             state.wakes_at = None;
+            RUNNING.store(false, Ordering::Relaxed);
             return;
         }
         state.wakes_at = next;

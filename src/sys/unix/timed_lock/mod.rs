@@ -28,17 +28,39 @@ use std::fs::File;
 use std::io;
 use std::time::Instant;
 
+use super::FileId;
+
+/// Whether a wait would most likely block in the kernel now, at no cost in
+/// threads: waits of this process have lately (and the timer thread runs).
+/// A waiter that would only find the lock held can then skip its first try
+/// and block at once, as `flock(LOCK_EX)` does.
+pub(crate) fn blocking_lately() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        deadlines::running()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
 /// Blocks in `flock` on `file` (exclusive, or `shared`) until the lock is
 /// taken (`Some(Ok(true))`), or until `until` passes or another signal
 /// interrupts (`Some(Ok(false))`). `None` when this process cannot interrupt
 /// a blocked `flock`: the caller waits another way.
-pub(crate) fn timed_lock(file: &File, shared: bool, until: Instant) -> Option<io::Result<bool>> {
+pub(crate) fn timed_lock(
+    file: &File,
+    id: FileId,
+    shared: bool,
+    until: Instant,
+) -> Option<io::Result<bool>> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
 
         let signal = signal::usable()?;
-        if !file_system::signal_ends_flock(file) {
+        if !file_system::signal_ends_flock(file, id.mount()) {
             return None;
         }
         let waiting = deadlines::Waiting::begin(signal, until)?;
@@ -57,7 +79,7 @@ pub(crate) fn timed_lock(file: &File, shared: bool, until: Instant) -> Option<io
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (file, shared, until);
+        let _ = (file, id, shared, until);
         None
     }
 }
