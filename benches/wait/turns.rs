@@ -4,11 +4,15 @@
 //! waiters: handoffs per second and the CPU the participants burn, against
 //! blocking `flock(LOCK_EX)` doing the same work in the same run.
 //!
-//! Two floors block in `flock(LOCK_EX)`, which cannot time out: one makes
-//! the same calls as the crate's lock and release (the checks of the file
-//! and the path, the previous holder's line, the release mark), so that the
-//! ratio to it is the cost of waiting with a time limit, the target; the
-//! bare one makes only open, lock, write, unlock and close.
+//! Three floors block in `flock(LOCK_EX)`, which cannot time out. The
+//! target one makes the same calls as the crate's lock and release (the
+//! checks of the file and the path, the previous holder's line, the release
+//! mark) and the two checks a wait with a time limit must make before it
+//! blocks (on Linux: that the signal that will end it is still the crate's,
+//! and not blocked in this thread; without them a wait could outlast its
+//! limit), so that the ratio to it is the cost of keeping the time. The
+//! second makes the same calls without those two checks, so that their
+//! cost shows; the bare one makes only open, lock, write, unlock and close.
 //!
 //! Each configuration runs in fresh child processes of this bench (one
 //! process with all the threads, or one process per participant); each
@@ -27,6 +31,8 @@ use std::time::Duration;
 
 use pidlockfile::{LockFile, LockOptions};
 
+#[cfg(target_os = "linux")]
+use crate::common::calls::time_limit_checks;
 use crate::common::calls::{open_checked, path_inode};
 use crate::common::median;
 use crate::unix::monotonic_ns;
@@ -41,19 +47,26 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
-    /// Blocking `flock`, with the crate's other calls.
+    /// Blocking `flock`, with the crate's other calls and checks.
     Floor,
+    Crate,
     /// Blocking `flock`, with only open, write, unlock and close.
     Bare,
-    Crate,
+    /// Blocking `flock`, with the crate's other calls but not the checks
+    /// that the time limit needs.
+    Unchecked,
 }
+
+/// The kinds in the order of a round's tallies.
+const KINDS: [Kind; 4] = [Kind::Floor, Kind::Crate, Kind::Bare, Kind::Unchecked];
 
 impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Floor => "floor",
-            Kind::Bare => "bare",
             Kind::Crate => "crate",
+            Kind::Bare => "bare",
+            Kind::Unchecked => "unchecked",
         }
     }
 }
@@ -96,8 +109,9 @@ fn sleep_until(at_ns: u64) {
 }
 
 /// A floor's turn, blocking in `flock(LOCK_EX)`, which cannot time out.
-/// The same-calls floor makes the calls of the crate's lock and release
-/// (see `common::calls` and benches/lock), the bare one only open, lock,
+/// The same-calls floors make the calls of the crate's lock and release
+/// (see `common::calls` and benches/lock), the target one also the checks
+/// a wait with a time limit makes; the bare one makes only open, lock,
 /// `ftruncate`, `pwrite`, unlock and close.
 struct FloorLock {
     fd: i32,
@@ -106,9 +120,9 @@ struct FloorLock {
 }
 
 impl FloorLock {
-    fn lock(path: &std::ffi::CStr, content: &[u8], same_calls: bool) -> FloorLock {
+    fn lock(path: &std::ffi::CStr, content: &[u8], kind: Kind) -> FloorLock {
         unsafe {
-            if !same_calls {
+            if kind == Kind::Bare {
                 let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
                 assert!(fd >= 0);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX), 0);
@@ -121,6 +135,10 @@ impl FloorLock {
                 };
             }
             let (fd, ino) = open_checked(path);
+            #[cfg(target_os = "linux")]
+            if kind == Kind::Floor {
+                time_limit_checks(libc::SIGRTMAX());
+            }
             assert_eq!(libc::flock(fd, libc::LOCK_EX), 0);
             assert_eq!(path_inode(path), ino);
             let mut previous = [0u8; 96];
@@ -157,6 +175,7 @@ pub fn child(args: &[String]) {
     let kind = match args[0].as_str() {
         "floor" => Kind::Floor,
         "bare" => Kind::Bare,
+        "unchecked" => Kind::Unchecked,
         _ => Kind::Crate,
     };
     let threads: usize = args[1].parse().unwrap();
@@ -205,8 +224,8 @@ pub fn child(args: &[String]) {
                 sleep_until(start);
                 loop {
                     let guard: Box<dyn Send> = match kind {
-                        Kind::Floor | Kind::Bare => {
-                            Box::new(FloorLock::lock(&c_path, &content, kind == Kind::Floor))
+                        Kind::Floor | Kind::Bare | Kind::Unchecked => {
+                            Box::new(FloorLock::lock(&c_path, &content, kind))
                         }
                         Kind::Crate => {
                             Box::new(LockOptions::new().wait(LIMIT).lock(&path).unwrap())
@@ -317,19 +336,16 @@ pub fn main(dir: &Path) {
             configs.push((mode, waiters));
         }
     }
-    // results[config][round] = (floor, crate, bare), the three run back to
-    // back in a rotating order, so that a noisy neighbour slows all alike.
+    // results[config][round] = the tallies of KINDS, run back to back in a
+    // rotating order, so that a noisy neighbour slows all alike.
     let mut results = vec![Vec::new(); configs.len()];
     for round in 0..rounds {
         for (i, &(mode, waiters)) in configs.iter().enumerate() {
-            let mut kinds = [Kind::Floor, Kind::Crate, Kind::Bare];
-            kinds.rotate_left((round + i) % 3);
-            let mut tallies = [Tally::default(); 3];
+            let mut kinds = KINDS;
+            kinds.rotate_left((round + i) % KINDS.len());
+            let mut tallies = [Tally::default(); KINDS.len()];
             for kind in kinds {
-                let at = [Kind::Floor, Kind::Crate, Kind::Bare]
-                    .iter()
-                    .position(|&k| k == kind)
-                    .unwrap();
+                let at = KINDS.iter().position(|&k| k == kind).unwrap();
                 tallies[at] = run(kind, mode, waiters, dir, window);
             }
             results[i].push(tallies);
@@ -341,17 +357,17 @@ pub fn main(dir: &Path) {
         HOLD.as_micros()
     );
     println!(
-        "{rounds} rounds of {} ms per configuration; medians over rounds; ratios are medians of per-round ratios. The floor blocks in flock(LOCK_EX) and makes the crate's other calls; the bare floor blocks in flock(LOCK_EX) with only open, write, unlock and close. A handoff is a turn that took the lock from another participant; CPU is the participants' own (user + system) over the window.\n",
+        "{rounds} rounds of {} ms per configuration; medians over rounds; ratios are medians of per-round ratios. The floor blocks in flock(LOCK_EX) and makes the crate's other calls, with the two checks a wait with a time limit makes before it blocks (the signal's handler, the thread's mask); the unchecked floor makes the same calls without those checks; the bare floor blocks in flock(LOCK_EX) with only open, write, unlock and close. A handoff is a turn that took the lock from another participant; CPU is the participants' own (user + system) over the window.\n",
         window.as_millis()
     );
-    println!("| waiters | as | floor handoffs/s | pidlockfile handoffs/s | ratio | floor CPU/handoff | pidlockfile CPU/handoff | ratio | floor turns/s | pidlockfile turns/s | bare floor handoffs/s | bare floor CPU/handoff | ratios to the bare floor | target ≥ 0.9x handoffs, ≤ 1.1x CPU/handoff |");
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!("| waiters | as | floor handoffs/s | pidlockfile handoffs/s | ratio | floor CPU/handoff | pidlockfile CPU/handoff | ratio | floor turns/s | pidlockfile turns/s | bare floor handoffs/s | bare floor CPU/handoff | ratios to the bare floor | ratios to the unchecked floor | target ≥ 0.9x handoffs, ≤ 1.1x CPU/handoff |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     for (i, &(mode, waiters)) in configs.iter().enumerate() {
         let per_second = |t: &Tally| t.handoffs as f64 * 1e9 / t.wall_ns as f64;
         let cpu_per = |t: &Tally| t.cpu_ns as f64 / 1000.0 / t.handoffs.max(1) as f64;
         let turns = |t: &Tally| t.turns as f64 * 1e9 / t.wall_ns as f64;
         let rounds = &results[i];
-        // 0: floor, 1: crate, 2: bare floor.
+        // Indices in KINDS: 0 floor, 1 crate, 2 bare, 3 unchecked.
         let med = |f: &dyn Fn(&Tally) -> f64, which: usize| {
             median(rounds.iter().map(|r| f(&r[which])).collect())
         };
@@ -361,7 +377,7 @@ pub fn main(dir: &Path) {
         let (rate, cpu) = (ratio(&per_second, 0), ratio(&cpu_per, 0));
         let met = rate >= 0.9 && cpu <= 1.1;
         println!(
-            "| {waiters} | {} | {:.0} | {:.0} | {rate:.2}x | {:.1} µs | {:.1} µs | {cpu:.2}x | {:.0} | {:.0} | {:.0} | {:.1} µs | {:.2}x, {:.2}x | {} |",
+            "| {waiters} | {} | {:.0} | {:.0} | {rate:.2}x | {:.1} µs | {:.1} µs | {cpu:.2}x | {:.0} | {:.0} | {:.0} | {:.1} µs | {:.2}x, {:.2}x | {:.2}x, {:.2}x | {} |",
             mode.name(),
             med(&per_second, 0),
             med(&per_second, 1),
@@ -373,6 +389,8 @@ pub fn main(dir: &Path) {
             med(&cpu_per, 2),
             ratio(&per_second, 2),
             ratio(&cpu_per, 2),
+            ratio(&per_second, 3),
+            ratio(&cpu_per, 3),
             if met { "met" } else { "MISSED" },
         );
     }
