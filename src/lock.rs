@@ -134,7 +134,7 @@ impl LockFile {
         }
         Ok(LockFile {
             path: path.to_owned(),
-            tenure: Tenure::begin(&file, locker, written, previous),
+            tenure: Tenure::begin(&file, written, previous),
             file,
             id,
             locker,

@@ -1,7 +1,7 @@
 //! The content template: what a holder writes into the lock file.
 
+use once_cell::race::OnceBox;
 use std::fmt;
-use std::sync::OnceLock;
 
 use crate::holder::MAX_HOLDER_BYTES;
 
@@ -25,9 +25,11 @@ impl Template {
     /// The default template, parsed once: taking a lock with the defaults
     /// allocates nothing for it.
     pub(crate) fn default_ref() -> &'static Template {
-        static DEFAULT: OnceLock<Template> = OnceLock::new();
+        // Not a `OnceLock`, which a fork during its first use could leave
+        // the child waiting on for good.
+        static DEFAULT: OnceBox<Template> = OnceBox::new();
         DEFAULT.get_or_init(|| {
-            Template::parse(DEFAULT_TEMPLATE).expect("the default template is valid")
+            Box::new(Template::parse(DEFAULT_TEMPLATE).expect("the default template is valid"))
         })
     }
 

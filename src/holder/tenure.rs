@@ -6,10 +6,13 @@
 //!
 //! Nothing here allocates on the lock path: the previous content is kept in
 //! an inline buffer and parsed only when asked for, and the list of held
-//! files is a fixed array behind a mutex.
+//! files is a fixed array behind a mutex, one per process (a forked child
+//! holds none of its parent's locks, and must not find the list locked by a
+//! thread it does not have).
 
 use std::fs::File;
-use std::sync::OnceLock;
+
+use once_cell::race::OnceBox;
 
 use super::{read_head, Holder, MAX_HOLDER_BYTES};
 use crate::sys;
@@ -38,7 +41,7 @@ impl Tenure {
             inline: [0; INLINE],
             len: 0,
             spilled: None,
-            parsed: OnceLock::new(),
+            parsed: OnceBox::new(),
         };
         // One pread into the inline buffer: a short read is the whole file.
         match sys::read_at(file, &mut previous.inline, 0) {
@@ -56,18 +59,14 @@ impl Tenure {
         previous
     }
 
-    /// Starts the tenure of the lock on `file`, which `pid` took and, for an
-    /// exclusive lock, wrote `content_len` bytes into. Only an exclusive
-    /// lock is listed as held: only its holder's content names this process.
-    pub(crate) fn begin(
-        file: &File,
-        pid: u32,
-        content_len: Option<usize>,
-        previous: Previous,
-    ) -> Tenure {
+    /// Starts the tenure of the lock on `file`, which this process took and,
+    /// for an exclusive lock, wrote `content_len` bytes into. Only an
+    /// exclusive lock is listed as held: only its holder's content names
+    /// this process.
+    pub(crate) fn begin(file: &File, content_len: Option<usize>, previous: Previous) -> Tenure {
         Tenure {
             content_len,
-            slot: content_len.and_then(|_| held_files::add(file, pid)),
+            slot: content_len.and_then(|_| held_files::add(file)),
             previous,
         }
     }
@@ -117,7 +116,8 @@ pub(crate) struct Previous {
     inline: [u8; INLINE],
     len: u16,
     spilled: Option<Box<[u8]>>,
-    parsed: OnceLock<Option<Holder>>,
+    /// Parsed once, without a lock (a child forked mid-parse parses again).
+    parsed: OnceBox<Option<Holder>>,
 }
 
 impl Previous {
@@ -128,7 +128,7 @@ impl Previous {
                     Some(bytes) => bytes,
                     None => &self.inline[..usize::from(self.len)],
                 };
-                Holder::parse(bytes)
+                Box::new(Holder::parse(bytes))
             })
             .as_ref()
     }
@@ -141,41 +141,44 @@ pub(crate) fn this_process_holds(facts: &sys::FileFacts) -> Option<bool> {
     held_files::holds(facts)
 }
 
-/// The lock files this process holds: a fixed array of descriptors (with
-/// the pid that took each, so that a forked child does not take its
-/// parent's locks for its own), and a count of those that found no room.
+/// The lock files this process holds: a fixed array of descriptors, and a
+/// count of those that found no room; made afresh in a forked child (see
+/// [`PerProcess`](crate::per_process::PerProcess)), which holds none.
 #[cfg(unix)]
 mod held_files {
     use super::*;
     use std::os::fd::{AsRawFd, RawFd};
     use std::sync::{Mutex, PoisonError};
 
+    use crate::per_process::PerProcess;
+
     const SLOTS: usize = 64;
 
     struct HeldFiles {
         fds: [RawFd; SLOTS],
-        pids: [u32; SLOTS],
         /// Locks held without a slot: while there are any, "this process
         /// does not hold that file" cannot be said.
         unlisted: usize,
     }
 
-    static HELD: Mutex<HeldFiles> = Mutex::new(HeldFiles {
-        fds: [-1; SLOTS],
-        pids: [0; SLOTS],
-        unlisted: 0,
-    });
+    static HELD: PerProcess<Mutex<HeldFiles>> = PerProcess::new();
 
     fn held() -> std::sync::MutexGuard<'static, HeldFiles> {
-        HELD.lock().unwrap_or_else(PoisonError::into_inner)
+        HELD.get(|| {
+            Mutex::new(HeldFiles {
+                fds: [-1; SLOTS],
+                unlisted: 0,
+            })
+        })
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn add(file: &File, pid: u32) -> Option<usize> {
+    pub(super) fn add(file: &File) -> Option<usize> {
         let mut held = held();
         match held.fds.iter().position(|&fd| fd < 0) {
             Some(slot) => {
                 held.fds[slot] = file.as_raw_fd();
-                held.pids[slot] = pid;
                 Some(slot)
             }
             None => {
@@ -194,15 +197,13 @@ mod held_files {
     }
 
     pub(super) fn holds(facts: &sys::FileFacts) -> Option<bool> {
-        let me = std::process::id();
         // Held while the descriptors are looked at: a slot's descriptor is
         // closed only after its slot is emptied, under this lock.
         let held = held();
-        let found = (0..SLOTS).any(|slot| {
-            held.fds[slot] >= 0
-                && held.pids[slot] == me
-                && sys::descriptor_is(held.fds[slot], facts)
-        });
+        let found = held
+            .fds
+            .iter()
+            .any(|&fd| fd >= 0 && sys::descriptor_is(fd, facts));
         match (found, held.unlisted) {
             (true, _) => Some(true),
             (false, 0) => Some(false),
@@ -216,7 +217,7 @@ mod held_files {
 mod held_files {
     use super::*;
 
-    pub(super) fn add(_: &File, _: u32) -> Option<usize> {
+    pub(super) fn add(_: &File) -> Option<usize> {
         None
     }
 

@@ -8,10 +8,10 @@ mod process;
 mod timed_lock;
 mod wake;
 
+use once_cell::race::OnceBox;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::OnceLock;
 
 pub(crate) use flock::{is_locked, try_lock, unlock};
 pub(crate) use fork::forks;
@@ -48,17 +48,18 @@ pub(crate) fn is_locked_elsewhere(_: &io::Error) -> bool {
     false
 }
 
-/// This machine's hostname, looked up once per process.
+/// This machine's hostname, looked up once per process (without a lock: a
+/// child forked while another thread looks it up looks it up itself).
 pub(crate) fn hostname() -> &'static str {
-    static HOSTNAME: OnceLock<String> = OnceLock::new();
+    static HOSTNAME: OnceBox<String> = OnceBox::new();
     HOSTNAME.get_or_init(|| {
         let mut buf = [0u8; 256];
         // SAFETY: the pointer and length describe `buf`, which outlives the call.
         let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
         if rc != 0 {
-            return String::new();
+            return Box::default();
         }
         let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..len]).into_owned()
+        Box::new(String::from_utf8_lossy(&buf[..len]).into_owned())
     })
 }

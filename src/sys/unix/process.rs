@@ -50,8 +50,8 @@ pub(crate) fn process_state(pid: u32) -> ProcessState {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::ProcessState;
+    use once_cell::race::{OnceBool, OnceBox};
     use std::io::Write;
-    use std::sync::OnceLock;
     use std::time::{Duration, SystemTime};
 
     /// `/proc/<pid>/stat`, or `None` when `/proc` cannot say (it is not
@@ -142,17 +142,17 @@ mod linux {
     }
 
     fn clock_ticks_per_second() -> Option<u64> {
-        static HZ: OnceLock<Option<u64>> = OnceLock::new();
+        static HZ: OnceBox<Option<u64>> = OnceBox::new();
         *HZ.get_or_init(|| {
             // SAFETY: sysconf has no preconditions.
             let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-            u64::try_from(hz).ok().filter(|&hz| hz > 0)
+            Box::new(u64::try_from(hz).ok().filter(|&hz| hz > 0))
         })
     }
 
     fn proc_is_mounted() -> bool {
-        static MOUNTED: OnceLock<bool> = OnceLock::new();
-        *MOUNTED.get_or_init(|| std::path::Path::new("/proc/self/stat").exists())
+        static MOUNTED: OnceBool = OnceBool::new();
+        MOUNTED.get_or_init(|| std::path::Path::new("/proc/self/stat").exists())
     }
 
     #[cfg(test)]

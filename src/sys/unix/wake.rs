@@ -120,33 +120,30 @@ mod inotify {
     use std::time::Duration;
 
     use super::MAX_INOTIFY_INSTANCES;
+    use crate::per_process::PerProcess;
 
     struct Pool {
-        /// The process the instances belong to, by its forks.
-        forks: u64,
         idle: Vec<OwnedFd>,
         made: usize,
     }
 
-    static POOL: Mutex<Pool> = Mutex::new(Pool {
-        forks: 0,
-        idle: Vec::new(),
-        made: 0,
-    });
+    /// One pool per process: a forked child starts an empty one. An
+    /// inherited instance is still the parent's, whose waiters would read
+    /// the child's events and the child theirs, and the parent's pool may
+    /// have been locked at the fork by a thread the child does not have. So
+    /// the child leaves the parent's pool alone, with its copies of the idle
+    /// instances (a few descriptors) open.
+    static POOL: PerProcess<Mutex<Pool>> = PerProcess::new();
 
-    /// The pool, emptied first in a forked child: an inherited instance is
-    /// still the parent's, whose waiters would read the child's events and
-    /// the child theirs. Closing the child's copies costs no grace period
-    /// while the parent keeps its own.
     fn pool() -> std::sync::MutexGuard<'static, Pool> {
-        let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let me = super::super::forks();
-        if pool.forks != me {
-            pool.idle.clear();
-            pool.made = 0;
-            pool.forks = me;
-        }
-        pool
+        POOL.get(|| {
+            Mutex::new(Pool {
+                idle: Vec::new(),
+                made: 0,
+            })
+        })
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A watch for closes of one file, on an instance borrowed from the pool.

@@ -1,0 +1,146 @@
+//! A child forked at any instant can lock and wait itself. A child has only
+//! the thread that forked: a lock another thread of the parent held at that
+//! instant (the list of held lock files, the pool of inotify instances) or a
+//! one-time value it was initializing (the hostname, the default template)
+//! would stay taken in the child for good, and the child's first lock would
+//! hang. Here the parent forks hundreds of times while its threads lock,
+//! release and wait without pause, and each child must lock and wait within
+//! its watchdog's time.
+#![cfg(unix)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pidlockfile::{LockFile, LockOptions};
+
+const FORKS: usize = 300;
+
+fn waiting(limit: Duration) -> LockOptions {
+    let mut options = LockOptions::new();
+    options.wait(limit);
+    options
+}
+
+/// Runs `scenario`, an ignored test of this binary, in a fresh process (so
+/// that no other test's thread is in the middle of anything when it forks).
+fn run_alone(scenario: &str, watch: bool) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", scenario, "--ignored", "--nocapture"])
+        .env("PIDLOCKFILE_TEST_SCENARIO", scenario);
+    if watch {
+        command.env(common::WATCH, "1");
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{scenario} failed ({:?}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
+}
+
+/// While threads lock, release and wait (in the kernel, where it can), a
+/// child forked at any instant locks and waits.
+#[test]
+fn a_child_forked_at_any_instant_locks_and_waits() {
+    run_alone("forks_among_busy_threads_scenario", false);
+}
+
+/// The same where waits watch the file, with the pool of inotify instances.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_child_forked_at_any_instant_locks_and_waits_watching() {
+    run_alone("forks_among_busy_threads_scenario", true);
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_child_forked_at_any_instant_locks_and_waits"]
+fn forks_among_busy_threads_scenario() {
+    if std::env::var("PIDLOCKFILE_TEST_SCENARIO").as_deref()
+        != Ok("forks_among_busy_threads_scenario")
+    {
+        return;
+    }
+    common::watch_if_asked();
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("HELD");
+    let _held = LockFile::lock(&held).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Threads that each start their first lock (the hostname, the default
+    // template) and then lock, release and wait without pause: each on a
+    // file of its own, and all four for one file they keep taking from one
+    // another, so that waits begin and end all the time.
+    let contended = dir.path().join("CONTENDED");
+    let busy: Vec<_> = (0..4)
+        .map(|i| {
+            let (stop, contended) = (stop.clone(), contended.clone());
+            let own = dir.path().join(format!("OWN{i}"));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    LockFile::lock(&own).unwrap().close().unwrap();
+                    let lock = waiting(Duration::from_secs(10)).lock(&contended).unwrap();
+                    std::thread::sleep(Duration::from_micros(20));
+                    lock.close().unwrap();
+                }
+            })
+        })
+        .collect();
+    for round in 0..FORKS {
+        // SAFETY: the child locks, waits and exits; the parent reaps it.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let code = in_child(dir.path(), &held);
+            unsafe { libc::_exit(code) };
+        }
+        assert!(child > 0);
+        reap_within(child, Duration::from_secs(10), round);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for thread in busy {
+        thread.join().unwrap();
+    }
+}
+
+/// A forked child's part: a lock of its own, and a wait that times out.
+fn in_child(dir: &Path, held: &Path) -> i32 {
+    let Ok(lock) = LockFile::lock(dir.join("CHILD")) else {
+        return 3;
+    };
+    if lock.close().is_err() {
+        return 4;
+    }
+    match waiting(Duration::from_millis(5)).lock(held) {
+        Err(pidlockfile::LockError::TimedOut { .. }) => 0,
+        _ => 5,
+    }
+}
+
+/// Waits for `child` to exit with status 0, killing it and failing if it is
+/// still running after `limit`.
+fn reap_within(child: libc::pid_t, limit: Duration, round: usize) {
+    let start = Instant::now();
+    let mut status = 0;
+    loop {
+        match unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) } {
+            0 if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(1)),
+            0 => {
+                unsafe { libc::kill(child, libc::SIGKILL) };
+                unsafe { libc::waitpid(child, &mut status, 0) };
+                panic!("the child forked in round {round} hung for {limit:?}");
+            }
+            pid => {
+                assert_eq!(pid, child);
+                break;
+            }
+        }
+    }
+    assert!(libc::WIFEXITED(status), "round {round}: {status:#x}");
+    assert_eq!(libc::WEXITSTATUS(status), 0, "round {round}");
+}
