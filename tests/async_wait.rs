@@ -410,24 +410,15 @@ fn the_log_records_are_those_of_lock() {
 /// comes or goes meanwhile.
 #[test]
 fn the_wait_starts_no_thread() {
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "no_thread_scenario",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PIDLOCKFILE_TEST_NO_THREAD", "1")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::run_alone("no_thread_scenario", |command| {
+        command.arg("--test-threads=1");
+    });
 }
 
 #[test]
 #[ignore = "not a test: run alone by the_wait_starts_no_thread"]
 fn no_thread_scenario() {
-    if std::env::var_os("PIDLOCKFILE_TEST_NO_THREAD").is_none() {
+    if !common::alone("no_thread_scenario") {
         return;
     }
     let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();

@@ -25,47 +25,26 @@ fn waiting(limit: Duration) -> LockOptions {
     options
 }
 
-/// Runs `scenario`, an ignored test of this binary, in a fresh process (so
-/// that no other test's thread is in the middle of anything when it forks).
-fn run_alone(scenario: &str, watch: bool) {
-    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", scenario, "--ignored", "--nocapture"])
-        .env("PIDLOCKFILE_TEST_SCENARIO", scenario);
-    if watch {
-        command.env(common::WATCH, "1");
-    }
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{scenario} failed ({:?}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
-}
-
 /// While threads lock, release and wait (in the kernel, where it can), a
 /// child forked at any instant locks and waits.
 #[test]
 fn a_child_forked_at_any_instant_locks_and_waits() {
-    run_alone("forks_among_busy_threads_scenario", false);
+    common::run_alone("forks_among_busy_threads_scenario", |_| {});
 }
 
 /// The same where waits watch the file, with the pool of inotify instances.
 #[test]
 #[cfg(target_os = "linux")]
 fn a_child_forked_at_any_instant_locks_and_waits_watching() {
-    run_alone("forks_among_busy_threads_scenario", true);
+    common::run_alone("forks_among_busy_threads_scenario", |command| {
+        command.env(common::WATCH, "1");
+    });
 }
 
 #[test]
 #[ignore = "not a test: run alone by a_child_forked_at_any_instant_locks_and_waits"]
 fn forks_among_busy_threads_scenario() {
-    if std::env::var("PIDLOCKFILE_TEST_SCENARIO").as_deref()
-        != Ok("forks_among_busy_threads_scenario")
-    {
+    if !common::alone("forks_among_busy_threads_scenario") {
         return;
     }
     common::watch_if_asked();

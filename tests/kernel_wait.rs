@@ -40,24 +40,12 @@ fn thread_cpu_ticks(tid: libc::pid_t) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-/// Runs the ignored test `scenario` of this binary alone, in a fresh
-/// process (with signal dispositions of its own), and checks that it passed
-/// within a minute (a wait that a signal fails to end would block for good).
-fn run_alone(scenario: &str) {
-    run_alone_blocking(scenario, None);
-}
-
-/// As [`run_alone`], with `signal` blocked in every thread of the process
-/// (the mask is inherited from its first thread).
-fn run_alone_blocking(scenario: &str, signal: Option<libc::c_int>) {
+/// Runs `scenario` alone (see [`common::run_alone`]), with `signal` blocked
+/// in every thread of the process (the mask is inherited from its first
+/// thread).
+fn run_alone_blocking(scenario: &str, signal: libc::c_int) {
     use std::os::unix::process::CommandExt;
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", scenario, "--ignored", "--nocapture"])
-        .env("PIDLOCKFILE_TEST_SCENARIO", scenario)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    if let Some(signal) = signal {
+    common::run_alone(scenario, |command| {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             command.pre_exec(move || {
@@ -68,25 +56,7 @@ fn run_alone_blocking(scenario: &str, signal: Option<libc::c_int>) {
                 Ok(())
             });
         }
-    }
-    let mut child = command.spawn().unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{scenario} failed ({:?}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
+    });
 }
 
 /// Waits up to `limit` for the lock at `path`, held elsewhere, and checks
@@ -108,11 +78,6 @@ fn crates_signal() -> libc::c_int {
     (libc::SIGRTMIN()..=libc::SIGRTMAX())
         .find(|&signal| realtime_handler(signal) != libc::SIG_DFL)
         .expect("the crate's signal")
-}
-
-/// Whether this is the process `run_alone` started for `scenario`.
-fn alone(scenario: &str) -> bool {
-    std::env::var("PIDLOCKFILE_TEST_SCENARIO").is_ok_and(|s| s == scenario)
 }
 
 /// A waiter sleeps in `flock` itself, using no CPU, and wakes with the lock
@@ -335,13 +300,13 @@ fn timer_thread() -> Option<std::path::PathBuf> {
 #[test]
 fn the_timer_thread_takes_no_signal_and_lives_only_while_waits_block() {
     // Alone: the other tests' waits would keep it alive.
-    run_alone("timer_thread_scenario");
+    common::run_alone("timer_thread_scenario", |_| {});
 }
 
 #[test]
 #[ignore = "not a test: run alone by the_timer_thread_takes_no_signal_and_lives_only_while_waits_block"]
 fn timer_thread_scenario() {
-    if !alone("timer_thread_scenario") {
+    if !common::alone("timer_thread_scenario") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -386,13 +351,13 @@ fn timer_thread_scenario() {
 /// them.
 #[test]
 fn the_crate_takes_the_highest_free_realtime_signal() {
-    run_alone("highest_free_signal_scenario");
+    common::run_alone("highest_free_signal_scenario", |_| {});
 }
 
 #[test]
 #[ignore = "not a test: run alone by the_crate_takes_the_highest_free_realtime_signal"]
 fn highest_free_signal_scenario() {
-    if !alone("highest_free_signal_scenario") {
+    if !common::alone("highest_free_signal_scenario") {
         return;
     }
     let max = libc::SIGRTMAX();
@@ -429,13 +394,13 @@ fn highest_free_signal_scenario() {
 /// the program's handlers never run.
 #[test]
 fn a_program_with_every_realtime_signal_taken_still_waits() {
-    run_alone("every_signal_taken_scenario");
+    common::run_alone("every_signal_taken_scenario", |_| {});
 }
 
 #[test]
 #[ignore = "not a test: run alone by a_program_with_every_realtime_signal_taken_still_waits"]
 fn every_signal_taken_scenario() {
-    if !alone("every_signal_taken_scenario") {
+    if !common::alone("every_signal_taken_scenario") {
         return;
     }
     let taken = common::take_every_realtime_signal();
@@ -467,13 +432,13 @@ fn every_signal_taken_scenario() {
 /// and never run the program's handler.
 #[test]
 fn a_program_that_takes_the_crates_signal_over_is_left_alone() {
-    run_alone("signal_taken_over_scenario");
+    common::run_alone("signal_taken_over_scenario", |_| {});
 }
 
 #[test]
 #[ignore = "not a test: run alone by a_program_that_takes_the_crates_signal_over_is_left_alone"]
 fn signal_taken_over_scenario() {
-    if !alone("signal_taken_over_scenario") {
+    if !common::alone("signal_taken_over_scenario") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -496,13 +461,13 @@ fn signal_taken_over_scenario() {
 /// so that no record says a free lock was held.
 #[test]
 fn waits_that_begin_blocking_still_try_time_out_and_announce_truly() {
-    run_alone("begin_blocking_scenario");
+    common::run_alone("begin_blocking_scenario", |_| {});
 }
 
 #[test]
 #[ignore = "not a test: run alone by waits_that_begin_blocking_still_try_time_out_and_announce_truly"]
 fn begin_blocking_scenario() {
-    if !alone("begin_blocking_scenario") {
+    if !common::alone("begin_blocking_scenario") {
         return;
     }
     struct Capture(std::sync::Mutex<Vec<String>>);
@@ -556,13 +521,13 @@ fn begin_blocking_scenario() {
 /// the child does not) keeps its own limits: its wait ends on time.
 #[test]
 fn a_forked_child_keeps_its_own_limits() {
-    run_alone("forked_child_limits_scenario");
+    common::run_alone("forked_child_limits_scenario", |_| {});
 }
 
 #[test]
 #[ignore = "not a test: run alone by a_forked_child_keeps_its_own_limits"]
 fn forked_child_limits_scenario() {
-    if !alone("forked_child_limits_scenario") {
+    if !common::alone("forked_child_limits_scenario") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -605,13 +570,13 @@ fn forked_child_limits_scenario() {
 /// made); a thread that cannot make one waits by watching, on time too.
 #[test]
 fn a_full_queue_of_pending_signals_still_ends_waits_on_time() {
-    run_alone("full_signal_queue_scenario");
+    common::run_alone("full_signal_queue_scenario", |_| {});
 }
 
 #[test]
 #[ignore = "not a test: run alone by a_full_queue_of_pending_signals_still_ends_waits_on_time"]
 fn full_signal_queue_scenario() {
-    if !alone("full_signal_queue_scenario") {
+    if !common::alone("full_signal_queue_scenario") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -648,13 +613,13 @@ fn full_signal_queue_scenario() {
 /// time.
 #[test]
 fn a_signal_taken_over_during_a_wait_is_never_sent_again() {
-    run_alone("taken_over_during_a_wait_scenario");
+    common::run_alone("taken_over_during_a_wait_scenario", |_| {});
 }
 
 #[test]
 #[ignore = "not a test: run alone by a_signal_taken_over_during_a_wait_is_never_sent_again"]
 fn taken_over_during_a_wait_scenario() {
-    if !alone("taken_over_during_a_wait_scenario") {
+    if !common::alone("taken_over_during_a_wait_scenario") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -685,13 +650,13 @@ fn taken_over_during_a_wait_scenario() {
 /// the program's `signalfd`, also while a wait is blocked.
 #[test]
 fn a_signal_the_program_collects_with_signalfd_is_left_to_it() {
-    run_alone_blocking("signalfd_scenario", Some(libc::SIGRTMAX()));
+    run_alone_blocking("signalfd_scenario", libc::SIGRTMAX());
 }
 
 #[test]
 #[ignore = "not a test: run alone by a_signal_the_program_collects_with_signalfd_is_left_to_it"]
 fn signalfd_scenario() {
-    if !alone("signalfd_scenario") {
+    if !common::alone("signalfd_scenario") {
         return;
     }
     // Blocked in every thread since the process began (`run_alone_blocking`).

@@ -374,23 +374,13 @@ fn threads_waiting_for_a_replaced_file_move_to_the_new_one_and_take_turns() {
 /// no other test's thread is in the middle of anything when it forks.
 #[test]
 fn a_child_forked_while_a_thread_waits_waits_on_its_own() {
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "forked_waiter_scenario",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("PIDLOCKFILE_TEST_FORKED_WAITER", "1")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::run_alone("forked_waiter_scenario", |_| {});
 }
 
 #[test]
 #[ignore = "not a test: run alone by a_child_forked_while_a_thread_waits_waits_on_its_own"]
 fn forked_waiter_scenario() {
-    if std::env::var_os("PIDLOCKFILE_TEST_FORKED_WAITER").is_none() {
+    if !common::alone("forked_waiter_scenario") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -397,10 +397,60 @@ pub fn rounds(command: &mut Command, rounds: usize) {
     command.env(ROUNDS, rounds.to_string());
 }
 
+/// Says `line` to the test that started this helper; a helper whose test
+/// has stopped listening (it has what it needed) exits quietly.
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "\n@@ {line}").unwrap();
-    out.flush().unwrap();
+    let said = writeln!(out, "\n@@ {line}").and_then(|()| out.flush());
+    match said {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other.unwrap(),
+    }
+}
+
+/// The variable that tells a copy of the test binary which scenario it runs
+/// alone (see [`run_alone`]).
+const SCENARIO: &str = "PIDLOCKFILE_TEST_SCENARIO";
+
+/// Runs `scenario`, an ignored test of this binary, alone in a fresh copy of
+/// the binary: with signal dispositions and threads of its own, so that no
+/// other test's thread is in the middle of anything meanwhile. `configure`
+/// adds to the command (an environment variable, a signal mask). Fails with
+/// the scenario's output unless it passed within a minute (one that hangs
+/// is killed).
+pub fn run_alone(scenario: &str, configure: impl FnOnce(&mut Command)) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", scenario, "--ignored", "--nocapture"])
+        .env(SCENARIO, scenario)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    configure(&mut command);
+    let mut child = command.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{scenario} failed ({:?}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
+}
+
+/// Whether this process is the one [`run_alone`] started for `scenario`:
+/// a scenario returns at once unless it is.
+pub fn alone(scenario: &str) -> bool {
+    std::env::var(SCENARIO).is_ok_and(|s| s == scenario)
 }
 
 fn wait_for_eof() {
