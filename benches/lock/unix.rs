@@ -67,15 +67,17 @@ fn c_path(path: &Path) -> CString {
 }
 
 /// The calls every lock cycle makes, and why: `open` (no link, no blocking,
-/// no controlling terminal, close-on-exec), `fstat` (a regular file with one
-/// link and a lock file's size, checked before locking), `geteuid` (is it
+/// no controlling terminal, close-on-exec), `statx` of the descriptor
+/// (`fstat` off Linux: a regular file with one link and a lock file's size,
+/// checked before locking), `geteuid` (is it
 /// ours, or planted by another user?), `flock`, `lstat` of
 /// the path (it still names the locked file), `pread` (the previous holder,
 /// for `previous()`), `getpid` (whose content, and who may unlock),
 /// `pwrite` and `ftruncate` (the content), then on release `getpid` (only the
 /// process that locked unlocks), `pwrite` of the clean-release mark,
 /// `flock(LOCK_UN)`, `close`.
-const SAME_CALLS: &str = "floor: libc open, fstat, geteuid, flock, lstat, pread, getpid, \
+const SAME_CALLS: &str =
+    "floor: libc open, statx (fstat off Linux), geteuid, flock, lstat, pread, getpid, \
      pwrite, ftruncate, getpid, pwrite (release mark), unlock, close";
 const BARE: &str = "bare floor: libc open, flock, pwrite, ftruncate, unlock, close";
 const CYCLE: &str = "pidlockfile: LockFile::lock, close";
@@ -163,7 +165,7 @@ fn refused(path: &Path) {
     let stat_path = CString::new(format!("/proc/{holder_pid}/stat")).unwrap();
     let mut cases = vec![
         Case {
-            name: "floor: libc open, fstat, geteuid, flock (EWOULDBLOCK), lstat, pread x2, fstat, getpid, \
+            name: "floor: libc open, statx (fstat off Linux), geteuid, flock (EWOULDBLOCK), lstat, pread x2, fstat, getpid, \
                    open+read+close /proc/<pid>/stat, close",
             run: Box::new(|| unsafe {
                 let (fd, ino) = open_checked(&c_path);
@@ -224,7 +226,7 @@ fn refused(path: &Path) {
     let _held = LockFile::lock(path).unwrap();
     let mut cases = vec![
         Case {
-            name: "floor: libc open, fstat, geteuid, flock (EWOULDBLOCK), lstat, pread x2, fstat, getpid, fstat, close",
+            name: "floor: libc open, statx (fstat off Linux), geteuid, flock (EWOULDBLOCK), lstat, pread x2, fstat, getpid, fstat, close",
             run: Box::new(|| unsafe {
                 let (fd, ino) = open_checked(&c_path);
                 assert_eq!(libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB), -1);
