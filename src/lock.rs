@@ -81,7 +81,7 @@ impl LockFile {
                 let (file, id) = open()?;
                 (Attempt::Held(file, id), Begin::Queued)
             }
-            Some(_) if sys::blocking_lately() && !announcing() => {
+            Some(_) if sys::blocking_lately() && wait::expect_held() && !announcing() => {
                 let (file, id) = open()?;
                 (Attempt::Held(file, id), Begin::Blocking)
             }
@@ -91,9 +91,25 @@ impl LockFile {
             ),
         };
         let (file, id) = match attempt {
-            Attempt::Locked(file, id) => (file, id),
+            Attempt::Locked(file, id) => {
+                if wait.is_some() {
+                    wait::note_found_held(false);
+                }
+                (file, id)
+            }
             Attempt::Held(file, id) => match wait {
-                Some(limit) => wait_for_lock(path, &how, file, id, limit, begin)?,
+                Some(limit) => {
+                    let start = Instant::now();
+                    let waited = wait_for_lock(path, &how, file, id, start, limit, begin);
+                    // A wait that began blocking and had the lock at once
+                    // found it free: the next begins with a try again.
+                    wait::note_found_held(
+                        begin == Begin::Tried
+                            || waited.is_err()
+                            || wait::blocked_for(start.elapsed()),
+                    );
+                    waited?
+                }
                 None => return Err(refusal(path, &how, &file, None)),
             },
         };
@@ -425,10 +441,12 @@ enum Begin {
     /// [`wait`]): not tried, so as not to take the lock from under the one
     /// woken for it.
     Queued,
-    /// Not tried: waits of this process have blocked in the kernel lately,
-    /// so this one blocks at once, and the blocked `flock` is its try (it
-    /// takes a free lock at once). A waiter that expects to find the lock
-    /// held saves the try that would fail.
+    /// Not tried: this thread's last wait found the lock held and waits of
+    /// this process have blocked in the kernel lately (the timer thread
+    /// runs), so this one blocks at once, and the blocked `flock` is its try
+    /// (it takes a free lock at once). A waiter that expects to find the
+    /// lock held saves the try that would fail; one that finds it free after
+    /// all begins its next wait with a try again.
     Blocking,
 }
 
@@ -451,13 +469,15 @@ fn wait_for_lock(
     how: &How,
     mut file: File,
     mut id: sys::FileId,
+    start: Instant,
     limit: Duration,
     begin: Begin,
 ) -> Result<(File, sys::FileId), LockError> {
-    let start = Instant::now();
     let deadline = wait::deadline(start, limit);
     let io = |e| LockError::io(path, e);
-    let mut announced = false;
+    // A wait that begins blocking is not announced (it was chosen because
+    // nothing announces waits, and it has not seen the lock held).
+    let mut announced = begin == Begin::Blocking;
     let mut place = wait::Place::join(id, how.shared);
     // A first watcher sleeps before it retries when the attempt that found
     // the lock held was just made, or when it blocks in the kernel at once

@@ -15,8 +15,10 @@
 //! shared lock takes it, the next one retries at once, since that lock does
 //! not keep it out.
 
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -56,6 +58,37 @@ pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(50);
 /// lock ahead of one woken for it. One atomic load.
 pub(crate) fn others_waiting() -> bool {
     waiting().waiters.load(Ordering::Relaxed) > 0
+}
+
+thread_local! {
+    /// Whether this thread's last wait found the lock held (see
+    /// [`expect_held`]).
+    static FOUND_HELD: Cell<bool> = const { Cell::new(false) };
+    /// The queue this thread made for its last wait, emptied, kept so that
+    /// the next queue it makes costs no allocation.
+    static SPARE: RefCell<Option<Arc<Queue>>> = const { RefCell::new(None) };
+}
+
+/// A wait that finds the lock free in less than this did not block in the
+/// kernel (a release wakes a waiter later than this on any machine).
+const AT_ONCE: Duration = Duration::from_micros(20);
+
+/// Whether this thread's last wait found the lock held, so that the next
+/// one most likely does too. One thread-local read.
+pub(crate) fn expect_held() -> bool {
+    FOUND_HELD.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Notes whether this thread's wait found the lock held: `waited` for a wait
+/// that began by blocking in the kernel, how long until it had the lock.
+pub(crate) fn note_found_held(held: bool) {
+    let _ = FOUND_HELD.try_with(|found| found.set(held));
+}
+
+/// Whether a wait that began blocking and took the lock after `waited`
+/// found it held.
+pub(crate) fn blocked_for(waited: Duration) -> bool {
+    waited >= AT_ONCE
 }
 
 /// When a wait of `limit` from `start` ends (in some centuries, for a limit
@@ -109,8 +142,51 @@ pub(crate) enum Turn {
 /// A thread's place among the waiters for one file, left on drop.
 pub(crate) struct Place {
     this_process: &'static Waiting,
-    queue: Arc<Queue>,
+    /// Taken out only on drop.
+    queue: ManuallyDrop<Arc<Queue>>,
     watcher: bool,
+}
+
+impl Queue {
+    /// A queue for file `id`'s exclusive or `shared` lock: this thread's
+    /// spare one if it has one, else a new one.
+    fn new(id: FileId, shared: bool) -> Arc<Queue> {
+        let state = State {
+            waiting: 0,
+            watched: false,
+            handed: false,
+            nap: FIRST_NAP,
+            replaced: false,
+        };
+        let spare = SPARE
+            .try_with(|spare| spare.borrow_mut().take())
+            .ok()
+            .flatten();
+        if let Some(mut queue) = spare {
+            if let Some(reused) = Arc::get_mut(&mut queue) {
+                reused.id = id;
+                reused.shared = shared;
+                *reused.state.get_mut().unwrap_or_else(|p| p.into_inner()) = state;
+                return queue;
+            }
+        }
+        Arc::new(Queue {
+            id,
+            shared,
+            state: Mutex::new(state),
+            turn: Condvar::new(),
+            watch: OnceLock::new(),
+        })
+    }
+
+    /// Keeps `queue`, which no waiter uses any more, as this thread's spare,
+    /// without its watch (whose inotify instance goes back to the pool).
+    fn keep(mut queue: Arc<Queue>) {
+        if let Some(unused) = Arc::get_mut(&mut queue) {
+            unused.watch = OnceLock::new();
+            let _ = SPARE.try_with(|spare| spare.try_borrow_mut().map(|mut s| *s = Some(queue)));
+        }
+    }
 }
 
 impl Place {
@@ -125,19 +201,7 @@ impl Place {
         {
             Some(queue) => queue.clone(),
             None => {
-                let queue = Arc::new(Queue {
-                    id,
-                    shared,
-                    state: Mutex::new(State {
-                        waiting: 0,
-                        watched: false,
-                        handed: false,
-                        nap: FIRST_NAP,
-                        replaced: false,
-                    }),
-                    turn: Condvar::new(),
-                    watch: OnceLock::new(),
-                });
+                let queue = Queue::new(id, shared);
                 queues.push(queue.clone());
                 queue
             }
@@ -150,7 +214,7 @@ impl Place {
         drop(queues);
         Place {
             this_process,
-            queue,
+            queue: ManuallyDrop::new(queue),
             watcher,
         }
     }
@@ -256,6 +320,11 @@ impl Drop for Place {
         drop(queues);
         if wake {
             self.queue.turn.notify_one();
+        }
+        // SAFETY: taken once, here, and not used after.
+        let queue = unsafe { ManuallyDrop::take(&mut self.queue) };
+        if last {
+            Queue::keep(queue);
         }
     }
 }

@@ -66,3 +66,50 @@ fn a_refusal_allocates_the_errors_path_and_the_holders_line_only() {
         assert_eq!(n, 2);
     }
 }
+
+/// A wait on a free lock allocates what a lock does, also while waits of
+/// the process block in the kernel (the timer thread runs) and this thread's
+/// last wait found the lock held, so that the wait begins blocking: its
+/// place in the process's queue reuses the one its last wait made.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_wait_on_a_free_lock_allocates_the_path_only_also_while_waits_block() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (held, free) = (dir.path().join("HELD"), dir.path().join("FREE"));
+    let waiting = |limit| {
+        let mut options = pidlockfile::LockOptions::new();
+        options.wait(limit);
+        options
+    };
+    LockFile::lock(&free).unwrap().close().unwrap(); // the hostname, once per process
+    let holder = LockFile::lock(&held).unwrap();
+    for round in 0..3 {
+        // This thread waits for a held lock: waits block lately, and its
+        // next wait expects the lock held.
+        let _ = waiting(Duration::from_millis(2)).lock(&held).unwrap_err();
+        let ((), n) = allocations(|| {
+            waiting(Duration::from_secs(5))
+                .lock(&free)
+                .unwrap()
+                .close()
+                .unwrap()
+        });
+        assert_eq!(n, 1, "round {round}");
+    }
+    // A thread that has never waited tries first: it makes no queue (and no
+    // timer), also while waits of the process block.
+    let _ = waiting(Duration::from_millis(2)).lock(&held).unwrap_err();
+    let fresh = std::thread::spawn(move || {
+        allocations(|| {
+            waiting(Duration::from_secs(5))
+                .lock(&free)
+                .unwrap()
+                .close()
+                .unwrap()
+        })
+        .1
+    });
+    assert_eq!(fresh.join().unwrap(), 1, "a new thread's first wait");
+    drop(holder);
+}

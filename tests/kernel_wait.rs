@@ -517,6 +517,180 @@ fn begin_blocking_scenario() {
     holder.release();
 }
 
+/// While waits block lately, waits that begin blocking keep every promise
+/// with tiny limits: on a held lock each ends `TimedOut` within 50 ms of its
+/// limit (1 ns to 5 ms, 100 rounds), on a free lock each takes it, and no
+/// signal is left pending.
+#[test]
+fn tiny_limits_while_waits_begin_blocking() {
+    common::run_alone("tiny_limits_scenario", |_| {});
+}
+
+#[test]
+#[ignore = "not a test: run alone by tiny_limits_while_waits_begin_blocking"]
+fn tiny_limits_scenario() {
+    if !common::alone("tiny_limits_scenario") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (held, free) = (dir.path().join("HELD"), dir.path().join("FREE"));
+    let holder = Holding::start("hold", &held);
+    times_out_on_time(&held, Duration::from_millis(20));
+    assert!(timer_thread().is_some());
+    let limits = [1, 1_000, 10_000, 100_000, 1_000_000, 5_000_000].map(Duration::from_nanos);
+    for round in 0..100 {
+        for limit in limits {
+            let start = Instant::now();
+            let err = waiting(limit).lock(&held).unwrap_err();
+            let took = start.elapsed();
+            assert!(matches!(err, LockError::TimedOut { .. }), "{err:?}");
+            assert!(
+                took < limit + Duration::from_millis(50),
+                "round {round}: {limit:?} took {took:?}"
+            );
+            // This thread's last wait found the lock held: this one begins
+            // blocking, and still takes the free lock.
+            let lock = waiting(limit).lock(&free);
+            assert!(lock.is_ok(), "round {round}, {limit:?}: {lock:?}");
+            drop(lock);
+            assert_eq!(pending_realtime_signals(), 0, "round {round}");
+        }
+    }
+    holder.release();
+}
+
+/// The real-time signals pending for this thread or the process.
+fn pending_realtime_signals() -> usize {
+    // SAFETY: a zeroed set, filled in by sigpending.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        assert_eq!(libc::sigpending(&mut set), 0);
+        (libc::SIGRTMIN()..=libc::SIGRTMAX())
+            .filter(|&signal| libc::sigismember(&set, signal) == 1)
+            .count()
+    }
+}
+
+/// A wait that begins blocking makes no try that cannot block: with every
+/// `flock(LOCK_NB)` made to fail (a seccomp filter, `EDOM`), a wait for a
+/// lock held by another process still takes it at the release.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn a_wait_that_begins_blocking_makes_no_try_that_cannot_block() {
+    common::run_alone("no_try_scenario", |_| {});
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+#[ignore = "not a test: run alone by a_wait_that_begins_blocking_makes_no_try_that_cannot_block"]
+fn no_try_scenario() {
+    if !common::alone("no_try_scenario") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (other, path) = (dir.path().join("OTHER"), dir.path().join("LOCK"));
+    let other_holder = Holding::start("hold", &other);
+    let holder = Holding::start("hold", &path);
+    times_out_on_time(&other, Duration::from_millis(20));
+    forbid_flock_that_cannot_block();
+    // The filter works: a lock without a wait tries, and fails.
+    assert!(LockFile::lock(dir.path().join("THIRD")).is_err());
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        holder.release();
+    });
+    let lock = waiting(Duration::from_secs(20)).lock(&path);
+    releaser.join().unwrap();
+    assert!(lock.is_ok(), "the wait made a LOCK_NB try: {lock:?}");
+    other_holder.release();
+}
+
+/// Makes every `flock` with `LOCK_NB` of this process fail with `EDOM`, from
+/// now on (seccomp, all threads).
+#[cfg(target_arch = "x86_64")]
+fn forbid_flock_that_cannot_block() {
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    let statement = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = |offset| statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, offset);
+    let equal = |k, jt, jf| statement(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, jt, jf, k);
+    let any_bit = |k, jt, jf| statement(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, jt, jf, k);
+    let give = |k| statement(libc::BPF_RET | libc::BPF_K, 0, 0, k);
+    // seccomp_data: nr at 0, arch at 4, args[1] at 24.
+    let filter = [
+        load(4),
+        equal(AUDIT_ARCH_X86_64, 0, 5),
+        load(0),
+        equal(libc::SYS_flock as u32, 0, 3),
+        load(24),
+        any_bit(libc::LOCK_NB as u32, 0, 1),
+        give(libc::SECCOMP_RET_ERRNO | libc::EDOM as u32),
+        give(libc::SECCOMP_RET_ALLOW),
+    ];
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut _,
+    };
+    // SAFETY: a valid filter program, installed for every thread.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        let rc = libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_TSYNC,
+            &program,
+        );
+        assert_eq!(rc, 0);
+    }
+}
+
+/// A child forked after its parent's waits blocked has no timer thread, and
+/// does not take itself for a process whose waits block lately: its wait
+/// for a free lock tries, and starts no thread.
+#[test]
+fn a_forked_childs_wait_for_a_free_lock_starts_no_thread() {
+    common::run_alone("forked_free_lock_scenario", |_| {});
+}
+
+#[test]
+#[ignore = "not a test: run alone by a_forked_childs_wait_for_a_free_lock_starts_no_thread"]
+fn forked_free_lock_scenario() {
+    if !common::alone("forked_free_lock_scenario") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (held, free) = (dir.path().join("HELD"), dir.path().join("FREE"));
+    let holder = Holding::start("hold", &held);
+    times_out_on_time(&held, Duration::from_millis(20));
+    assert!(timer_thread().is_some());
+    // SAFETY: the child locks, counts its threads and exits.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+        let before = threads();
+        let locked = waiting(Duration::from_secs(5)).lock(&free).is_ok();
+        let code = match (locked, before, threads()) {
+            (true, 1, 1) => 0,
+            (true, _, _) => 7,
+            _ => 8,
+        };
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    holder.release();
+    assert!(libc::WIFEXITED(status), "{status:#x}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child's wait for a free lock started a thread (7) or failed (8)"
+    );
+}
+
 /// A child forked after its parent has waited (and so has a deadline thread
 /// the child does not) keeps its own limits: its wait ends on time.
 #[test]

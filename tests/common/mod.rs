@@ -427,16 +427,24 @@ pub fn run_alone(scenario: &str, configure: impl FnOnce(&mut Command)) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     configure(&mut command);
-    let mut child = command.spawn().unwrap();
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > std::time::Duration::from_secs(60) {
-            child.kill().unwrap();
-            break;
+    let child = command.spawn().unwrap();
+    // The output is read while the scenario runs (a full pipe would stall
+    // it); a watchdog kills a scenario that runs for more than a minute.
+    let (done, watched) = std::sync::mpsc::channel::<()>();
+    let pid = child.id() as libc::pid_t;
+    let watchdog = std::thread::spawn(move || {
+        if watched
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            // SAFETY: a signal to our child, which after a minute has most
+            // likely not been reaped (a reaped one is told here at once).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    });
     let output = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    watchdog.join().unwrap();
     assert!(
         output.status.success(),
         "{scenario} failed ({:?}):\n{}\n{}",

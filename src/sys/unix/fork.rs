@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static FORKS: AtomicU64 = AtomicU64::new(0);
-/// Registered once; a flag, not a `Once`, which a fork in the middle of its
-/// first call would leave the child waiting on for good.
-static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Set once a handler is registered. A flag, not a `Once`, which a fork in
+/// the middle of its first call would leave the child waiting on for good.
+static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn forked() {
     FORKS.fetch_add(1, Ordering::Relaxed);
@@ -18,9 +18,14 @@ extern "C" fn forked() {
 /// may only exec or exit before it uses this crate. One atomic load;
 /// `getpid` is a system call.
 pub(crate) fn forks() -> u64 {
-    if !COUNTING.load(Ordering::Acquire) && !COUNTING.swap(true, Ordering::AcqRel) {
+    if !REGISTERED.load(Ordering::Acquire) {
+        // Every thread that finds no handler registers one before it goes
+        // on, so that no state is stamped before a handler counts the next
+        // fork. Threads that race here register one each: a fork then
+        // counts more than once, which tells parent from child all the same.
         // SAFETY: registers a child handler that only bumps an atomic.
         unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+        REGISTERED.store(true, Ordering::Release);
     }
     FORKS.load(Ordering::Relaxed)
 }

@@ -274,10 +274,13 @@ impl Stat {
             | libc::STATX_SIZE
             | STATX_MNT_ID_UNIQUE;
         let mut stat = std::mem::MaybeUninit::<libc::statx>::uninit();
+        // The system call itself, as std makes it: the C library's wrapper
+        // needs glibc 2.28, and Rust's targets go back to 2.17.
         // SAFETY: statx fills `stat` for the descriptor (an empty path with
         // AT_EMPTY_PATH) when it returns 0.
         let stat = match unsafe {
-            libc::statx(
+            libc::syscall(
+                libc::SYS_statx,
                 file.as_raw_fd(),
                 c"".as_ptr(),
                 libc::AT_EMPTY_PATH | libc::AT_STATX_SYNC_AS_STAT,

@@ -26,7 +26,7 @@
 //! and a timer of its own for each thread that waits.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -146,15 +146,16 @@ struct Waiter {
 
 static DEADLINES: PerProcess<Deadlines> = PerProcess::new();
 
-/// Whether the timer thread runs: waits have blocked in this process within
-/// the last [`IDLE`]. Only a hint (a forked child inherits it without the
-/// thread, and starts one at its first wait).
-static RUNNING: AtomicBool = AtomicBool::new(false);
+/// Whether the timer thread runs (waits have blocked in this process within
+/// the last [`IDLE`]), as the process's [`forks`] plus one when it does, 0
+/// when it does not: a forked child, which has no timer thread, reads it as
+/// not running.
+static RUNNING: AtomicU64 = AtomicU64::new(0);
 
 /// Whether waits block in the kernel here lately: the timer thread runs, so
-/// one more wait costs no thread. One atomic load.
+/// one more wait costs no thread. Two atomic loads.
 pub(super) fn running() -> bool {
-    RUNNING.load(Ordering::Relaxed)
+    RUNNING.load(Ordering::Relaxed) == forks().wrapping_add(1)
 }
 
 /// This process's list (a forked child makes its own).
@@ -196,7 +197,7 @@ impl Waiting {
             }
             state.running = true;
             state.wakes_at = None;
-            RUNNING.store(true, Ordering::Relaxed);
+            RUNNING.store(forks().wrapping_add(1), Ordering::Relaxed);
         }
         let key = state.next_key;
         state.next_key += 1;
@@ -298,7 +299,7 @@ fn keep_time(deadlines: &'static Deadlines) {
         } else {
             state.running = false;
             state.wakes_at = None;
-            RUNNING.store(false, Ordering::Relaxed);
+            RUNNING.store(0, Ordering::Relaxed);
             return;
         }
         state.wakes_at = next;
