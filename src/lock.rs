@@ -102,7 +102,7 @@ impl LockFile {
                     let start = Instant::now();
                     let waited = wait_for_lock(path, &how, file, id, start, limit, begin);
                     // A wait that began blocking and had the lock at once
-                    // found it free: the next begins with a try again.
+                    // found it free.
                     wait::note_found_held(
                         begin == Begin::Tried
                             || waited.is_err()
@@ -236,7 +236,8 @@ impl LockFile {
     /// ```
     ///
     /// The bytes are read on every lock (one `pread`) and kept inline; they
-    /// are parsed, and a short line costs an allocation, only when asked for.
+    /// are parsed only when asked for (two allocations: the parsed holder and
+    /// its line).
     pub fn previous(&self) -> Option<&Holder> {
         self.tenure.previous()
     }
@@ -441,12 +442,12 @@ enum Begin {
     /// [`wait`]): not tried, so as not to take the lock from under the one
     /// woken for it.
     Queued,
-    /// Not tried: this thread's last wait found the lock held and waits of
-    /// this process have blocked in the kernel lately (the timer thread
-    /// runs), so this one blocks at once, and the blocked `flock` is its try
-    /// (it takes a free lock at once). A waiter that expects to find the
-    /// lock held saves the try that would fail; one that finds it free after
-    /// all begins its next wait with a try again.
+    /// Not tried: this thread's waits have lately found the lock held and
+    /// waits of this process have blocked in the kernel lately (the timer
+    /// thread runs), so this one blocks at once, and the blocked `flock` is
+    /// its try (it takes a free lock at once). A waiter that expects to find
+    /// the lock held saves the try that would fail; after a few that found
+    /// it free, waits begin with a try again ([`wait::expect_held`]).
     Blocking,
 }
 

@@ -61,9 +61,9 @@ pub(crate) fn others_waiting() -> bool {
 }
 
 thread_local! {
-    /// Whether this thread's last wait found the lock held (see
+    /// How many more waits of this thread expect the lock held (see
     /// [`expect_held`]).
-    static FOUND_HELD: Cell<bool> = const { Cell::new(false) };
+    static EXPECT_HELD: Cell<u8> = const { Cell::new(0) };
     /// The queue this thread made for its last wait, emptied, kept so that
     /// the next queue it makes costs no allocation.
     static SPARE: RefCell<Option<Arc<Queue>>> = const { RefCell::new(None) };
@@ -73,16 +73,26 @@ thread_local! {
 /// kernel (a release wakes a waiter later than this on any machine).
 const AT_ONCE: Duration = Duration::from_micros(20);
 
-/// Whether this thread's last wait found the lock held, so that the next
-/// one most likely does too. One thread-local read.
+/// How many waits that find the lock free, after one that found it held,
+/// still expect it held: a process taking turns on a lock finds it free now
+/// and then (it took its own lock back), and a thread whose lock stays free
+/// soon tries first again.
+const HELD_EXPECTED_FOR: u8 = 4;
+
+/// Whether this thread's waits have lately found the lock held, so that the
+/// next one most likely does too. One thread-local read.
 pub(crate) fn expect_held() -> bool {
-    FOUND_HELD.try_with(Cell::get).unwrap_or(false)
+    EXPECT_HELD.try_with(Cell::get).unwrap_or(0) > 0
 }
 
-/// Notes whether this thread's wait found the lock held: `waited` for a wait
-/// that began by blocking in the kernel, how long until it had the lock.
+/// Notes whether this thread's wait found the lock held.
 pub(crate) fn note_found_held(held: bool) {
-    let _ = FOUND_HELD.try_with(|found| found.set(held));
+    let _ = EXPECT_HELD.try_with(|expect| {
+        expect.set(match held {
+            true => HELD_EXPECTED_FOR,
+            false => expect.get().saturating_sub(1),
+        })
+    });
 }
 
 /// Whether a wait that began blocking and took the lock after `waited`
