@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pidlockfile::{LockFile, LockOptions};
 
@@ -78,8 +78,9 @@ fn forks_among_busy_threads_scenario() {
             let code = in_child(dir.path(), &held);
             unsafe { libc::_exit(code) };
         }
-        assert!(child > 0);
-        reap_within(child, Duration::from_secs(10), round);
+        let what = format!("the child forked in round {round}");
+        let code = common::exit_code_within(child, Duration::from_secs(10), &what);
+        assert_eq!(code, 0, "{what}");
     }
     stop.store(true, Ordering::Relaxed);
     for thread in busy {
@@ -99,27 +100,4 @@ fn in_child(dir: &Path, held: &Path) -> i32 {
         Err(pidlockfile::LockError::TimedOut { .. }) => 0,
         _ => 5,
     }
-}
-
-/// Waits for `child` to exit with status 0, killing it and failing if it is
-/// still running after `limit`.
-fn reap_within(child: libc::pid_t, limit: Duration, round: usize) {
-    let start = Instant::now();
-    let mut status = 0;
-    loop {
-        match unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) } {
-            0 if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(1)),
-            0 => {
-                unsafe { libc::kill(child, libc::SIGKILL) };
-                unsafe { libc::waitpid(child, &mut status, 0) };
-                panic!("the child forked in round {round} hung for {limit:?}");
-            }
-            pid => {
-                assert_eq!(pid, child);
-                break;
-            }
-        }
-    }
-    assert!(libc::WIFEXITED(status), "round {round}: {status:#x}");
-    assert_eq!(libc::WEXITSTATUS(status), 0, "round {round}");
 }

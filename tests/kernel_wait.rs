@@ -680,13 +680,10 @@ fn forked_free_lock_scenario() {
         };
         unsafe { libc::_exit(code) };
     }
-    let mut status = 0;
-    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    let code = common::exit_code_within(child, Duration::from_secs(30), "the child");
     holder.release();
-    assert!(libc::WIFEXITED(status), "{status:#x}");
     assert_eq!(
-        libc::WEXITSTATUS(status),
-        0,
+        code, 0,
         "the child's wait for a free lock started a thread (7) or failed (8)"
     );
 }
@@ -719,21 +716,10 @@ fn forked_child_limits_scenario() {
         };
         unsafe { libc::_exit(code) };
     }
-    assert!(child > 0);
-    let mut status = 0;
-    let start = Instant::now();
-    while unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) } == 0 {
-        if start.elapsed() > Duration::from_secs(10) {
-            unsafe { libc::kill(child, libc::SIGKILL) };
-            panic!("the child's wait did not end");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let code = common::exit_code_within(child, Duration::from_secs(10), "the child's wait");
     holder.release();
-    assert!(libc::WIFEXITED(status), "{status:#x}");
     assert_eq!(
-        libc::WEXITSTATUS(status),
-        0,
+        code, 0,
         "the child's wait ended late (2) or not by timing out (1)"
     );
 }

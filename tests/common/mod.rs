@@ -455,6 +455,26 @@ pub fn run_alone(scenario: &str, configure: impl FnOnce(&mut Command)) {
     assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
 }
 
+/// The exit code of forked `child`, once it has exited; fails (killing it)
+/// if it is still running after `limit`, or died of a signal. `what` names
+/// the child in the failure.
+pub fn exit_code_within(child: libc::pid_t, limit: std::time::Duration, what: &str) -> i32 {
+    assert!(child > 0, "{what}: fork failed");
+    let start = std::time::Instant::now();
+    let mut status = 0;
+    // SAFETY: waits for (or kills) our own child.
+    while unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) } == 0 {
+        if start.elapsed() > limit {
+            unsafe { libc::kill(child, libc::SIGKILL) };
+            unsafe { libc::waitpid(child, &mut status, 0) };
+            panic!("{what} hung for {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(libc::WIFEXITED(status), "{what}: {status:#x}");
+    libc::WEXITSTATUS(status)
+}
+
 /// Whether this process is the one [`run_alone`] started for `scenario`:
 /// a scenario returns at once unless it is.
 pub fn alone(scenario: &str) -> bool {
