@@ -52,6 +52,10 @@ pub struct LockFile {
     shared: bool,
     released: bool,
     tenure: Tenure,
+    /// The place of the wait that took the lock, kept while other threads
+    /// of this process wait behind it: the next of them is woken at the
+    /// release (see `wait`).
+    queue: Option<wait::Place>,
 }
 
 impl LockFile {
@@ -90,12 +94,12 @@ impl LockFile {
                 Begin::Tried,
             ),
         };
-        let (file, id) = match attempt {
+        let (file, id, queue) = match attempt {
             Attempt::Locked(file, id) => {
                 if wait.is_some() {
                     wait::note_found_held(false);
                 }
-                (file, id)
+                (file, id, None)
             }
             Attempt::Held(file, id) => match wait {
                 Some(limit) => {
@@ -113,19 +117,21 @@ impl LockFile {
                 None => return Err(refusal(path, &how, &file, None)),
             },
         };
-        LockFile::finish(path, template, options.shared, file, id)
+        LockFile::finish(path, template, options.shared, file, id, queue)
     }
 
     /// Makes a lock just taken on `file` (which `path` names) a `LockFile`:
     /// reads the previous holder's content, writes this one's (unless
-    /// `shared`) and begins the tenure. The blocking and the async wait
-    /// both end here. On error the lock is released.
+    /// `shared`) and begins the tenure, keeping the `queue` place of the
+    /// wait that took it, if any. The blocking and the async wait both end
+    /// here. On error the lock is released (and then the place).
     pub(crate) fn finish(
         path: &Path,
         template: &Template,
         shared: bool,
         file: File,
         id: sys::FileId,
+        queue: Option<wait::Place>,
     ) -> Result<LockFile, LockError> {
         let previous = Tenure::read_previous(&file);
         let locker = std::process::id();
@@ -156,6 +162,7 @@ impl LockFile {
             locker,
             shared,
             released: false,
+            queue,
         })
     }
 
@@ -285,15 +292,18 @@ impl LockFile {
         sys::is_at_path(self.id, &self.path)
     }
 
-    /// Unlocks in the process that took the lock; a child forked while it
-    /// was held only closes its copy of the descriptor.
+    /// Unlocks in the process that took the lock, and then wakes the next
+    /// of its threads waiting for it, if any; a child forked while it was
+    /// held only closes its copy of the descriptor.
     fn release(&mut self) -> io::Result<()> {
         self.released = true;
         if std::process::id() != self.locker {
             return Ok(());
         }
         self.tenure.end(&self.file, Some(self.locker));
-        sys::unlock(&self.file)
+        let unlocked = sys::unlock(&self.file);
+        drop(self.queue.take());
+        unlocked
     }
 }
 
@@ -473,7 +483,7 @@ fn wait_for_lock(
     start: Instant,
     limit: Duration,
     begin: Begin,
-) -> Result<(File, sys::FileId), LockError> {
+) -> Result<(File, sys::FileId, Option<wait::Place>), LockError> {
     let deadline = wait::deadline(start, limit);
     let io = |e| LockError::io(path, e);
     // A wait that begins blocking is not announced (it was chosen because
@@ -503,7 +513,7 @@ fn wait_for_lock(
                 let taken = std::mem::take(&mut taken);
                 ever_tried = true;
                 match retry(path, how, file, id, taken, on_replaced).map_err(io)? {
-                    Attempt::Locked(file, id) => return Ok((file, id)),
+                    Attempt::Locked(file, id) => return Ok((file, id, place.keep_while_held())),
                     Attempt::Held(held, held_id) => (file, id) = (held, held_id),
                 }
                 if replaced {
@@ -517,7 +527,7 @@ fn wait_for_lock(
                 // that file's holder).
                 ever_tried = true;
                 match retry(path, how, file, id, false, || {}).map_err(io)? {
-                    Attempt::Locked(file, id) => return Ok((file, id)),
+                    Attempt::Locked(file, id) => return Ok((file, id, place.keep_while_held())),
                     Attempt::Held(held, held_id) => (file, id) = (held, held_id),
                 }
             }
@@ -528,7 +538,7 @@ fn wait_for_lock(
                 // A wait never ends without a try (a tiny limit, or a watch
                 // handed over at the deadline).
                 match retry(path, how, file, id, false, || {}).map_err(io)? {
-                    Attempt::Locked(file, id) => return Ok((file, id)),
+                    Attempt::Locked(file, id) => return Ok((file, id, place.keep_while_held())),
                     Attempt::Held(held, _) => file = held,
                 }
             }

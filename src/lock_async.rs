@@ -33,7 +33,7 @@ pub(crate) async fn acquire(
             None => return Err(refusal(path, &how, &file, None)),
         },
     };
-    LockFile::finish(path, template, how.shared, file, id)
+    LockFile::finish(path, template, how.shared, file, id, None)
 }
 
 /// Retries until the lock is taken or `limit` passes, sleeping on the watch

@@ -5,15 +5,26 @@
 //! ([`sys::timed_lock`]: a blocked `flock` that a signal ends at the limit),
 //! else on the file's [`ReleaseWatch`], which every close of the file wakes.
 //! The others sleep on a condition variable, each with its own deadline,
-//! until the watcher leaves (it took the lock, gave up, or found the path
-//! naming another file): with a watch, waiters that each watched and retried
-//! would all wake at each release, and all but one go back to sleep. They
-//! queue in the order the system wakes them, and a thread of this process
-//! that starts waiting while others wait queues behind them rather than
-//! taking the lock from under the thread woken for it. Waiters for the
-//! exclusive lock and for the shared one queue apart; when a waiter for the
-//! shared lock takes it, the next one retries at once, since that lock does
-//! not keep it out.
+//! until the watcher leaves (it gave up, found the path naming another
+//! file, or took the lock and released it): with a watch, waiters that each
+//! watched and retried would all wake at each release, and all but one go
+//! back to sleep; in the kernel's queue, each release that a waiter loses
+//! wakes every waiter queued behind it there.
+//!
+//! A watcher that takes the exclusive lock while others of its process wait
+//! keeps its place until it releases the lock ([`Place::keep_while_held`]):
+//! while a thread of the process holds the lock, none of the process waits
+//! in the kernel or watches, and at the release the next one is woken and
+//! takes the lock at once. So the threads of a process taking turns on a
+//! lock cost one wake-up a turn, as a waiter blocked in `flock` does, and
+//! not another to send the next thread to the kernel's queue at each
+//! acquisition. They queue in the order the system wakes them, and a thread
+//! of this process that starts waiting while others wait queues behind them
+//! (a turn being handed over goes to a thread that was waiting when it was
+//! handed), rather than taking the lock from under the thread woken for it.
+//! Waiters for the exclusive lock and for the shared one queue apart; when a
+//! waiter for the shared lock takes it, the next one retries at once, since
+//! that lock does not keep it out.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -122,10 +133,20 @@ struct Queue {
 
 struct State {
     waiting: usize,
-    /// A thread watches, or the watch is handed to a woken thread that has
-    /// yet to take it (`handed`): a thread that joins meanwhile queues.
+    /// A thread watches (or holds the lock: [`Place::keep_while_held`]), or
+    /// the watch is handed to a woken thread that has yet to take it
+    /// (`handed`): a thread that joins meanwhile queues.
     watched: bool,
     handed: bool,
+    /// The watch was handed over at the holder's release: the lock is most
+    /// likely free, and the next watcher retries at once.
+    released: bool,
+    /// The ticket the next thread to join gets; a watch handed over goes to
+    /// a thread with a ticket below `eligible_below`, one that was waiting
+    /// when it was handed, not one that joined since (the releasing thread
+    /// waiting again, say).
+    next_ticket: u64,
+    eligible_below: u64,
     nap: Duration,
     /// The path names another file now: the file waited for is not worth
     /// sleeping on, every waiter must retry and move on.
@@ -155,6 +176,13 @@ pub(crate) struct Place {
     /// Taken out only on drop.
     queue: ManuallyDrop<Arc<Queue>>,
     watcher: bool,
+    ticket: u64,
+    /// Kept by the lock this thread took ([`Place::keep_while_held`]).
+    holding: bool,
+    /// The process's [`sys::forks`] when the place was taken: a forked
+    /// child's copy (in a lock the child drops) is the parent's, and is
+    /// left alone.
+    forks: u64,
 }
 
 impl Queue {
@@ -165,6 +193,9 @@ impl Queue {
             waiting: 0,
             watched: false,
             handed: false,
+            released: false,
+            next_ticket: 0,
+            eligible_below: 0,
             nap: FIRST_NAP,
             replaced: false,
         };
@@ -218,6 +249,8 @@ impl Place {
         };
         let mut state = lock(&queue.state);
         state.waiting += 1;
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
         let watcher = !std::mem::replace(&mut state.watched, true);
         drop(state);
         this_process.waiters.fetch_add(1, Ordering::Relaxed);
@@ -226,7 +259,27 @@ impl Place {
             this_process,
             queue: ManuallyDrop::new(queue),
             watcher,
+            ticket,
+            holding: false,
+            forks: sys::forks(),
         }
+    }
+
+    /// This thread's wait took the lock. Where other threads of this
+    /// process wait behind it for the exclusive lock, the place is kept, to
+    /// be dropped once the lock is released: they sleep until then, and the
+    /// next one is woken at the release, when it takes the lock at once,
+    /// instead of being woken now only to wait in the kernel's queue (or
+    /// watch) until the release. `None` (the place is left now) where
+    /// nobody waits behind, for the shared lock, which does not keep the
+    /// next waiter out, and where this thread took the lock by its last try
+    /// behind the watcher, which still watches.
+    pub(crate) fn keep_while_held(mut self) -> Option<Place> {
+        if !self.watcher || self.queue.shared || lock(&self.queue.state).waiting <= 1 {
+            return None;
+        }
+        self.holding = true;
+        Some(self)
     }
 
     /// Whether this thread is the one that watches and retries.
@@ -242,16 +295,22 @@ impl Place {
         }
         let mut state = lock(&self.queue.state);
         loop {
-            if state.handed {
+            if state.handed && self.ticket < state.eligible_below {
                 state.handed = false;
                 self.watcher = true;
+                let released = std::mem::take(&mut state.released);
                 // Whatever was released since the last watcher's last retry
                 // is queued on the watch: sleeping on it first saves a retry
                 // that would find the lock taken by that watcher. A shared
-                // lock that watcher took does not keep this one out.
+                // lock that watcher took does not keep this one out, and a
+                // watch handed over at the holder's release comes with the
+                // lock free.
                 return match self.queue.watch.get() {
                     Some(watch)
-                        if watch.keeps_events() && !state.replaced && !self.queue.shared =>
+                        if watch.keeps_events()
+                            && !released
+                            && !state.replaced
+                            && !self.queue.shared =>
                     {
                         Turn::Sleep
                     }
@@ -311,6 +370,12 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
+        if self.forks != sys::forks() {
+            // A forked child dropping a lock taken before the fork: the
+            // queue is the parent's, and its mutex may have been held at the
+            // fork by a thread the child does not have.
+            return;
+        }
         let mut queues = lock(&self.this_process.queues);
         self.this_process.waiters.fetch_sub(1, Ordering::Relaxed);
         let mut state = lock(&self.queue.state);
@@ -318,19 +383,23 @@ impl Drop for Place {
         let last = state.waiting == 0;
         // The watcher hands the watch to one of the others; a thread that
         // leaves while the watch is handed passes on the wake-up, which may
-        // have been meant for it.
+        // have been meant for it (and then any thread waiting now may take
+        // it, lest it go to one that may not).
         if self.watcher && !last {
             state.handed = true;
+            state.released = self.holding;
         }
-        let wake = state.handed && !last;
+        if state.handed && !last {
+            state.eligible_below = state.next_ticket;
+            // With the state locked, so that the thread woken is one
+            // waiting now, which may take the watch.
+            self.queue.turn.notify_one();
+        }
         drop(state);
         if last {
             queues.retain(|queue| !Arc::ptr_eq(queue, &self.queue));
         }
         drop(queues);
-        if wake {
-            self.queue.turn.notify_one();
-        }
         // SAFETY: taken once, here, and not used after.
         let queue = unsafe { ManuallyDrop::take(&mut self.queue) };
         if last {

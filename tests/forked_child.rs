@@ -5,7 +5,8 @@
 //! would stay taken in the child for good, and the child's first lock would
 //! hang. Here the parent forks hundreds of times while its threads lock,
 //! release and wait without pause, and each child must lock and wait within
-//! its watchdog's time.
+//! its watchdog's time, after dropping its copy of a lock the parent holds
+//! with a thread waiting behind it (whose queue is the parent's).
 #![cfg(unix)]
 
 mod common;
@@ -50,7 +51,7 @@ fn forks_among_busy_threads_scenario() {
     common::watch_if_asked();
     let dir = tempfile::tempdir().unwrap();
     let held = dir.path().join("HELD");
-    let _held = LockFile::lock(&held).unwrap();
+    let (held_lock, behind) = held_with_a_thread_behind(&held);
     let stop = Arc::new(AtomicBool::new(false));
     // Threads that each start their first lock (the hostname, the default
     // template) and then lock, release and wait without pause: each on a
@@ -75,6 +76,9 @@ fn forks_among_busy_threads_scenario() {
         // SAFETY: the child locks, waits and exits; the parent reaps it.
         let child = unsafe { libc::fork() };
         if child == 0 {
+            // SAFETY: the child's own copy of the parent's lock, dropped
+            // once, here; the parent's stays the parent's.
+            drop(unsafe { std::ptr::read(&held_lock) });
             let code = in_child(dir.path(), &held);
             unsafe { libc::_exit(code) };
         }
@@ -86,6 +90,32 @@ fn forks_among_busy_threads_scenario() {
     for thread in busy {
         thread.join().unwrap();
     }
+    // The thread behind still gets the lock at the release: no child's drop
+    // handed anything over, or released the lock.
+    drop(held_lock);
+    behind.join().unwrap();
+}
+
+/// The lock at `path`, taken by a wait of this thread with another thread
+/// waiting behind it (so that this thread keeps its place in the queue
+/// while it holds the lock, and wakes the other at its release), and that
+/// other thread, which takes the lock at the release within a minute.
+fn held_with_a_thread_behind(path: &Path) -> (LockFile, std::thread::JoinHandle<()>) {
+    let first = LockFile::lock(path).unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(first);
+    });
+    let behind = {
+        let path = path.to_owned();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(waiting(Duration::from_secs(60)).lock(&path).unwrap());
+        })
+    };
+    let lock = waiting(Duration::from_secs(10)).lock(path).unwrap();
+    releaser.join().unwrap();
+    (lock, behind)
 }
 
 /// A forked child's part: a lock of its own, and a wait that times out.

@@ -86,15 +86,21 @@ fn a_holder_killed_while_holding_frees_the_lock_fifty_times_over() {
 
 #[test]
 fn workers_never_overlap_while_another_process_deletes_and_replaces_the_lock_file() {
-    let (workers, per_worker) = (4, 300);
+    let (workers, per_worker) = (6, 300);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("LOCK");
     let replacer = common::Listening::start(helper_command("replacer", &path));
-    // Half wait (and so hold descriptors of files that get deleted), half
-    // retry refusals (and so race an open against a replacement).
+    // A third wait (and so hold descriptors of files that get deleted), a
+    // third retry refusals (and so race an open against a replacement), and
+    // a third wait in three threads each (which hand the lock to one another
+    // at each release, and queue behind one another's tenures).
     let handles: Vec<_> = (0..workers)
         .map(|i| {
-            let role = ["marker-worker", "marker-worker-no-wait"][i % 2];
+            let role = [
+                "marker-worker",
+                "marker-worker-no-wait",
+                "marker-worker-threads",
+            ][i % 3];
             let mut command = helper_command(role, &path);
             rounds(&mut command, per_worker);
             std::thread::spawn(move || run(command))

@@ -296,6 +296,159 @@ fn a_thread_that_waits_again_queues_behind_a_waiting_thread_of_its_process() {
     );
 }
 
+/// Threads of one process taking turns hand the lock to one another at
+/// each release: a thread that releases and waits again queues behind the
+/// threads of its process that were waiting, and never takes the lock back
+/// ahead of them (with four threads one of the others always waits).
+#[test]
+fn threads_taking_turns_never_take_the_lock_back_ahead_of_their_process() {
+    const THREADS: usize = 4;
+    const TURNS: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let start = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|me| {
+            let (path, order, start) = (path.clone(), order.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for _ in 0..TURNS {
+                    let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+                    order.lock().unwrap().push(me);
+                    std::thread::sleep(Duration::from_millis(2));
+                    drop(lock);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let order = order.lock().unwrap();
+    // Until the first of them has had all its turns.
+    let mut counts = [0; THREADS];
+    let first_done = order
+        .iter()
+        .position(|&me| {
+            counts[me] += 1;
+            counts[me] == TURNS
+        })
+        .unwrap();
+    let repeats = order[..=first_done]
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .count();
+    assert_eq!(repeats, 0, "a thread took its lock back: {order:?}");
+}
+
+/// A turn handed over is never lost: threads with a long limit take turns
+/// while threads with a limit of a millisecond keep joining the queue and
+/// timing out in it, so that some leave just as a turn is handed to them
+/// (which they must pass on). A lost turn would leave every long waiter
+/// asleep until its limit of a minute, with the lock free.
+#[test]
+fn a_turn_handed_to_a_thread_that_times_out_is_passed_on() {
+    const LONG: usize = 3;
+    const TURNS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    let done = Arc::new(AtomicBool::new(false));
+    let inside = Arc::new(AtomicBool::new(false));
+    let short: Vec<_> = (0..3)
+        .map(|_| {
+            let (path, done, inside) = (path.clone(), done.clone(), inside.clone());
+            std::thread::spawn(move || {
+                let (mut timed_out, mut locked) = (0, 0);
+                while !done.load(Ordering::Relaxed) {
+                    match waiting(Duration::from_millis(1)).lock(&*path) {
+                        Ok(lock) => {
+                            assert!(!inside.swap(true, Ordering::SeqCst), "two holders");
+                            inside.store(false, Ordering::SeqCst);
+                            locked += 1;
+                            drop(lock);
+                        }
+                        Err(LockError::TimedOut { .. }) => timed_out += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                (timed_out, locked)
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let long: Vec<_> = (0..LONG)
+        .map(|_| {
+            let (path, inside) = (path.clone(), inside.clone());
+            std::thread::spawn(move || {
+                for _ in 0..TURNS {
+                    let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+                    assert!(!inside.swap(true, Ordering::SeqCst), "two holders");
+                    std::thread::sleep(Duration::from_micros(300));
+                    inside.store(false, Ordering::SeqCst);
+                    drop(lock);
+                }
+            })
+        })
+        .collect();
+    for thread in long {
+        thread.join().unwrap();
+    }
+    let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let timed_out: usize = short.into_iter().map(|t| t.join().unwrap().0).sum();
+    // About a second of turns; a lost turn costs a minute.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert!(timed_out > 100, "only {timed_out} short waits timed out");
+}
+
+/// A thread queued behind a thread of its own process that holds the lock
+/// (and keeps its place while it holds it) moves to the file the path
+/// names at that holder's release, when the file was replaced meanwhile:
+/// it never takes the replaced file, nor the new one while another process
+/// holds it.
+#[test]
+fn a_thread_queued_behind_its_process_moves_to_a_replaced_file_at_the_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    // This thread takes the lock by a wait while another waits behind it.
+    let first = LockFile::lock(&*path).unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(first);
+    });
+    let behind = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+            let at_path = lock.is_at_path().unwrap();
+            let holder = Holder::read(&*path).unwrap().unwrap().pid();
+            (at_path, holder)
+        })
+    };
+    let held = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+    releaser.join().unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // the other waits behind
+                                                    // Replaced under the holder, and the new file taken by another process.
+    let new = dir.path().join("LOCK.new");
+    std::fs::write(&new, b"").unwrap();
+    std::fs::rename(&new, &*path).unwrap();
+    let other = Holding::start("hold", &path);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !behind.is_finished(),
+        "the waiter took a lock while both were held"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!behind.is_finished(), "the waiter took the replaced file");
+    other.release();
+    let (at_path, holder) = behind.join().unwrap();
+    assert!(at_path, "the waiter holds a file the path no longer names");
+    assert_eq!(holder, Some(std::process::id()));
+}
+
 /// A thread queued behind another of its process keeps its own deadline:
 /// it times out when its limit passes, not when the watching thread's does,
 /// and the watching thread still gets the lock at the release.

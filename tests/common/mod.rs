@@ -163,7 +163,10 @@ pub fn play_role() {
         stress_worker(&path);
     }
     if role == "marker-worker" || role == "marker-worker-no-wait" {
-        marker_worker(&path, role == "marker-worker");
+        marker_worker(&path, role == "marker-worker", 1);
+    }
+    if role == "marker-worker-threads" {
+        marker_worker(&path, true, 3);
     }
     if role == "replacer" {
         replacer(&path);
@@ -303,14 +306,38 @@ fn stress_worker(path: &Path) -> ! {
 }
 
 /// A worker that proves mutual exclusion with a marker outside the lock
-/// file: `ROUNDS` times, it takes the lock (waiting, or retrying refusals),
-/// creates `occupied` beside it with `O_EXCL`, holds it a moment, removes it
-/// and releases. A marker that already exists means two holders at once.
-fn marker_worker(path: &Path, wait: bool) -> ! {
+/// file: `ROUNDS` times in all, its `threads` take the lock (waiting, or
+/// retrying refusals), create `occupied` beside it with `O_EXCL`, hold it a
+/// moment, remove it and release. A marker that already exists means two
+/// holders at once.
+fn marker_worker(path: &Path, wait: bool, threads: usize) -> ! {
     let rounds: usize = std::env::var(ROUNDS).unwrap().parse().unwrap();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let overlaps = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    marker_rounds(path, wait, || {
+                        next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < rounds
+                    })
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .sum::<usize>()
+    });
+    say(&format!("done {rounds} overlaps {overlaps}"));
+    std::process::exit(0)
+}
+
+/// One thread's rounds of [`marker_worker`], while `another` says so; the
+/// overlaps it saw.
+fn marker_rounds(path: &Path, wait: bool, another: impl Fn() -> bool) -> usize {
     let marker = path.with_file_name("occupied");
     let mut overlaps = 0;
-    for _ in 0..rounds {
+    while another() {
         let lock = loop {
             let mut options = LockOptions::new();
             if wait {
@@ -336,8 +363,7 @@ fn marker_worker(path: &Path, wait: bool) -> ! {
         }
         drop(lock);
     }
-    say(&format!("done {rounds} overlaps {overlaps}"));
-    std::process::exit(0)
+    overlaps
 }
 
 /// What a careless operator or a tmp cleaner does to a lock file, between
