@@ -10,8 +10,9 @@
 //! threads and as processes (`wait/turns.rs`).
 //!
 //! `PIDLOCKFILE_BENCH_WAIT=handoff` or `=turns` runs one part only;
-//! `PIDLOCKFILE_BENCH_TURN_ROUNDS`, `_TURN_MS` and `_TURN_SIZES` (say `1,4`)
-//! size the second.
+//! `PIDLOCKFILE_BENCH_TURN_ROUNDS`, `_TURN_MS`, `_TURN_WARM_MS` and
+//! `_TURN_SIZES` (say `1,4`) size the second, and `_TURN_AS` (`threads` or
+//! `processes`) runs one of its halves.
 
 #[cfg(unix)]
 mod common;

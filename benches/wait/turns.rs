@@ -369,8 +369,14 @@ pub fn main(dir: &Path) {
         .ok()
         .map(|s| s.split(',').map(|n| n.parse().unwrap()).collect())
         .unwrap_or(SIZES.to_vec());
+    let modes: Vec<Mode> = [Mode::Threads, Mode::Processes]
+        .into_iter()
+        .filter(|mode| {
+            std::env::var("PIDLOCKFILE_BENCH_TURN_AS").map_or(true, |m| m == mode.name())
+        })
+        .collect();
     let mut configs = Vec::new();
-    for mode in [Mode::Threads, Mode::Processes] {
+    for &mode in &modes {
         for &waiters in &sizes {
             configs.push((mode, waiters));
         }
