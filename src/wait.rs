@@ -45,8 +45,9 @@ static WAITING: PerProcess<Waiting> = PerProcess::new();
 
 struct Waiting {
     queues: Mutex<Vec<Arc<Queue>>>,
-    /// How many threads are waiting, for the lock's fast path; changed only
-    /// with `queues` locked.
+    /// How many places are taken (threads waiting, and holders keeping
+    /// their place: [`Place::keep_while_held`]), for the lock's fast path;
+    /// changed only with `queues` locked.
     waiters: AtomicUsize,
 }
 
@@ -64,9 +65,10 @@ fn waiting() -> &'static Waiting {
 pub(crate) const FIRST_NAP: Duration = Duration::from_millis(1);
 pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(50);
 
-/// Whether any thread of this process is waiting for a lock: a thread that
-/// starts waiting then joins the queue before trying, so as not to take the
-/// lock ahead of one woken for it. One atomic load.
+/// Whether any thread of this process is waiting for a lock, or holds one
+/// with others waiting behind it: a thread that starts waiting then joins
+/// the queue before trying, so as not to take the lock ahead of one woken
+/// for it (and does not begin blocking at once). One atomic load.
 pub(crate) fn others_waiting() -> bool {
     waiting().waiters.load(Ordering::Relaxed) > 0
 }
@@ -144,9 +146,11 @@ struct State {
     /// The ticket the next thread to join gets; a watch handed over goes to
     /// a thread with a ticket below `eligible_below`, one that was waiting
     /// when it was handed, not one that joined since (the releasing thread
-    /// waiting again, say).
+    /// waiting again, say). `eligible` of those are still waiting: when the
+    /// last of them leaves without taking it, any thread waiting then may.
     next_ticket: u64,
     eligible_below: u64,
+    eligible: usize,
     nap: Duration,
     /// The path names another file now: the file waited for is not worth
     /// sleeping on, every waiter must retry and move on.
@@ -196,6 +200,7 @@ impl Queue {
             released: false,
             next_ticket: 0,
             eligible_below: 0,
+            eligible: 0,
             nap: FIRST_NAP,
             replaced: false,
         };
@@ -381,19 +386,26 @@ impl Drop for Place {
         let mut state = lock(&self.queue.state);
         state.waiting -= 1;
         let last = state.waiting == 0;
-        // The watcher hands the watch to one of the others; a thread that
-        // leaves while the watch is handed passes on the wake-up, which may
-        // have been meant for it (and then any thread waiting now may take
-        // it, lest it go to one that may not).
+        // The watcher hands the watch to one of the others (each notify
+        // with the state locked, so that the thread woken is one waiting
+        // now, which may take it). The threads it was handed to take it
+        // when they next look, unless they are leaving: when the last of
+        // them leaves without it, the wake-up (which may have been meant for
+        // it) goes to any thread waiting then.
+        let handed_to_me = state.handed && self.ticket < state.eligible_below;
         if self.watcher && !last {
             state.handed = true;
             state.released = self.holding;
-        }
-        if state.handed && !last {
             state.eligible_below = state.next_ticket;
-            // With the state locked, so that the thread woken is one
-            // waiting now, which may take the watch.
+            state.eligible = state.waiting;
             self.queue.turn.notify_one();
+        } else if handed_to_me && !last {
+            state.eligible -= 1;
+            if state.eligible == 0 {
+                state.eligible_below = state.next_ticket;
+                state.eligible = state.waiting;
+                self.queue.turn.notify_one();
+            }
         }
         drop(state);
         if last {
@@ -405,5 +417,81 @@ impl Drop for Place {
         if last {
             Queue::keep(queue);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A holder's place kept while two threads wait behind it, and those
+    /// two places, all for one file (`_dir` keeps it).
+    fn held_with_two_behind() -> (tempfile::TempDir, FileId, Place, Place, Place) {
+        let dir = tempfile::tempdir().unwrap();
+        let (_file, id) = sys::open_for_locking(&dir.path().join("LOCK"), None, false).unwrap();
+        let holder = Place::join(id, false);
+        let first = Place::join(id, false);
+        let second = Place::join(id, false);
+        let kept = holder.keep_while_held().expect("kept while others wait");
+        (dir, id, kept, first, second)
+    }
+
+    /// The releaser waiting again, in a thread of its own: whether it was
+    /// handed a turn within `limit`, and its place.
+    fn waits_again(id: FileId, limit: Duration) -> std::thread::JoinHandle<(bool, Place)> {
+        let (joined, has_joined) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut again = Place::join(id, false);
+            joined.send(()).unwrap();
+            let turn = again.watch_turn(Instant::now() + limit);
+            (matches!(turn, Turn::Retry), again)
+        });
+        has_joined.recv().unwrap();
+        thread
+    }
+
+    /// A turn handed at a release to the two threads that were waiting goes
+    /// to the one that stays when the other leaves (its time ran out), not
+    /// to the releaser, which joined after the release.
+    #[test]
+    #[cfg_attr(miri, ignore = "opens a file")]
+    fn a_thread_leaving_leaves_the_turn_to_those_that_were_waiting() {
+        let (_dir, id, kept, mut stays, mut leaves) = held_with_two_behind();
+        assert!(matches!(leaves.watch_turn(Instant::now()), Turn::OutOfTime));
+        drop(kept); // the release
+        let releaser = waits_again(id, Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(100));
+        drop(leaves);
+        std::thread::sleep(Duration::from_millis(100));
+        let took = matches!(stays.watch_turn(Instant::now()), Turn::Retry);
+        let (releaser_took, _) = releaser.join().unwrap();
+        assert!(
+            took && !releaser_took,
+            "took: {took}, releaser took: {releaser_took}"
+        );
+    }
+
+    /// A turn handed at a release to threads that all leave without it
+    /// (their time ran out) goes to a thread that joined after the release,
+    /// at once: it is not lost until that thread's own limit.
+    #[test]
+    #[cfg_attr(miri, ignore = "opens a file")]
+    fn a_turn_that_all_its_threads_leave_goes_to_one_waiting_then() {
+        let (_dir, id, kept, mut first, mut second) = held_with_two_behind();
+        assert!(matches!(first.watch_turn(Instant::now()), Turn::OutOfTime));
+        assert!(matches!(second.watch_turn(Instant::now()), Turn::OutOfTime));
+        drop(kept); // the release
+        let later = waits_again(id, Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(100));
+        let start = Instant::now();
+        drop(first);
+        drop(second);
+        let (took, _) = later.join().unwrap();
+        assert!(took, "the turn was lost");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

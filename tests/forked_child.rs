@@ -51,7 +51,14 @@ fn forks_among_busy_threads_scenario() {
     common::watch_if_asked();
     let dir = tempfile::tempdir().unwrap();
     let held = dir.path().join("HELD");
-    let (held_lock, behind) = held_with_a_thread_behind(&held);
+    // Taken by a wait, with a thread of this process waiting behind it.
+    let behind_path = held.clone();
+    let wait_behind = move || drop(waiting(Duration::from_secs(60)).lock(&behind_path).unwrap());
+    let (held_lock, behind) = common::held_with_threads_behind(
+        &held,
+        &waiting(Duration::from_secs(10)),
+        vec![Box::new(wait_behind)],
+    );
     let stop = Arc::new(AtomicBool::new(false));
     // Threads that each start their first lock (the hostname, the default
     // template) and then lock, release and wait without pause: each on a
@@ -93,29 +100,9 @@ fn forks_among_busy_threads_scenario() {
     // The thread behind still gets the lock at the release: no child's drop
     // handed anything over, or released the lock.
     drop(held_lock);
-    behind.join().unwrap();
-}
-
-/// The lock at `path`, taken by a wait of this thread with another thread
-/// waiting behind it (so that this thread keeps its place in the queue
-/// while it holds the lock, and wakes the other at its release), and that
-/// other thread, which takes the lock at the release within a minute.
-fn held_with_a_thread_behind(path: &Path) -> (LockFile, std::thread::JoinHandle<()>) {
-    let first = LockFile::lock(path).unwrap();
-    let releaser = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        drop(first);
-    });
-    let behind = {
-        let path = path.to_owned();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            drop(waiting(Duration::from_secs(60)).lock(&path).unwrap());
-        })
-    };
-    let lock = waiting(Duration::from_secs(10)).lock(path).unwrap();
-    releaser.join().unwrap();
-    (lock, behind)
+    for thread in behind {
+        thread.join().unwrap();
+    }
 }
 
 /// A forked child's part: a lock of its own, and a wait that times out.

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -402,51 +403,127 @@ fn a_turn_handed_to_a_thread_that_times_out_is_passed_on() {
     assert!(timed_out > 100, "only {timed_out} short waits timed out");
 }
 
+/// The lock at `path`, taken by a wait of this thread with `n` threads of
+/// this process waiting behind it (each for a minute, and each reporting
+/// when it got the lock, and what it held then: see
+/// [`common::held_with_threads_behind`]).
+fn held_with_waiters_behind(
+    path: &Arc<PathBuf>,
+    n: usize,
+) -> (LockFile, Vec<std::thread::JoinHandle<Got>>) {
+    let behind = (0..n)
+        .map(|_| {
+            let path = path.clone();
+            let wait = move || {
+                let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
+                let got = Got {
+                    at: std::time::Instant::now(),
+                    at_path: lock.is_at_path().unwrap(),
+                    holder: Holder::read(&*path).unwrap().unwrap().pid(),
+                };
+                drop(lock);
+                got
+            };
+            Box::new(wait) as Box<dyn FnOnce() -> Got + Send>
+        })
+        .collect();
+    common::held_with_threads_behind(path, &waiting(Duration::from_secs(60)), behind)
+}
+
+/// What a thread that waited behind a holder of its process got.
+struct Got {
+    at: std::time::Instant,
+    at_path: bool,
+    holder: Option<u32>,
+}
+
+/// While a thread that took the lock by a wait holds it, the threads of its
+/// process waiting behind it sleep in the process's queue: none of them
+/// waits in the kernel's queue for the lock (`/proc/locks` lists no blocked
+/// request on the file), and the next takes the lock at the release.
+#[test]
+#[cfg(target_os = "linux")]
+fn none_of_a_process_waits_in_the_kernel_while_one_of_its_threads_holds() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("LOCK"));
+    drop(LockFile::lock(&*path).unwrap());
+    let meta = std::fs::metadata(&*path).unwrap();
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let (held, behind) = held_with_waiters_behind(&path, 2);
+    std::thread::sleep(Duration::from_millis(200)); // both wait behind now
+    let table = std::fs::read_to_string("/proc/locks").unwrap();
+    let blocked: Vec<_> = table
+        .lines()
+        .filter(|line| line.contains("->") && line.split_whitespace().any(|w| w == file))
+        .collect();
+    drop(held);
+    for thread in behind {
+        assert!(thread.join().unwrap().at_path);
+    }
+    assert!(blocked.is_empty(), "waiting in the kernel: {blocked:?}");
+}
+
+/// However a tenure ends (the lock dropped in another thread it was moved
+/// to, detached, closed, dropped), the thread of its process waiting behind
+/// it gets the lock at once.
+#[test]
+fn every_way_a_tenure_ends_wakes_the_thread_behind_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for how in ["moved", "detached", "closed", "dropped"] {
+        let path = Arc::new(dir.path().join(how));
+        let (held, mut behind) = held_with_waiters_behind(&path, 1);
+        std::thread::sleep(Duration::from_millis(100)); // it waits behind now
+        assert!(!behind[0].is_finished(), "{how}: taken while held");
+        let released = std::time::Instant::now();
+        match how {
+            "moved" => std::thread::spawn(move || drop(held)).join().unwrap(),
+            "detached" => held.detach(),
+            "closed" => held.close().unwrap(),
+            _ => drop(held),
+        }
+        let got = behind.pop().unwrap().join().unwrap();
+        let after = got.at.duration_since(released);
+        assert!(after < Duration::from_secs(1), "{how}: after {after:?}");
+    }
+}
+
 /// A thread queued behind a thread of its own process that holds the lock
-/// (and keeps its place while it holds it) moves to the file the path
-/// names at that holder's release, when the file was replaced meanwhile:
-/// it never takes the replaced file, nor the new one while another process
-/// holds it.
+/// waits for that thread's release even when the lock file is replaced
+/// meanwhile (the threads of one process do not both hold "the" lock), and
+/// then moves to the file the path names: it never takes the replaced file,
+/// and takes the new one only when the other process that took it
+/// releases it.
 #[test]
 fn a_thread_queued_behind_its_process_moves_to_a_replaced_file_at_the_release() {
     let dir = tempfile::tempdir().unwrap();
     let path = Arc::new(dir.path().join("LOCK"));
-    // This thread takes the lock by a wait while another waits behind it.
-    let first = LockFile::lock(&*path).unwrap();
-    let releaser = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        drop(first);
-    });
-    let behind = {
-        let path = path.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
-            let at_path = lock.is_at_path().unwrap();
-            let holder = Holder::read(&*path).unwrap().unwrap().pid();
-            (at_path, holder)
-        })
-    };
-    let held = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
-    releaser.join().unwrap();
-    std::thread::sleep(Duration::from_millis(100)); // the other waits behind
-                                                    // Replaced under the holder, and the new file taken by another process.
+    let (held, mut behind) = held_with_waiters_behind(&path, 1);
+    std::thread::sleep(Duration::from_millis(100)); // it waits behind now
+                                                    // Replaced under the holder; the new file is free for 200 ms.
     let new = dir.path().join("LOCK.new");
     std::fs::write(&new, b"").unwrap();
     std::fs::rename(&new, &*path).unwrap();
-    let other = Holding::start("hold", &path);
     std::thread::sleep(Duration::from_millis(200));
     assert!(
-        !behind.is_finished(),
-        "the waiter took a lock while both were held"
+        !behind[0].is_finished(),
+        "the waiter left its process's holder for the new file"
     );
+    let other = Holding::start("hold", &path);
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!behind.is_finished(), "the waiter took the replaced file");
+    assert!(
+        !behind[0].is_finished(),
+        "the waiter took the replaced file, or the new one while held"
+    );
     other.release();
-    let (at_path, holder) = behind.join().unwrap();
-    assert!(at_path, "the waiter holds a file the path no longer names");
-    assert_eq!(holder, Some(std::process::id()));
+    let got = behind.pop().unwrap().join().unwrap();
+    assert!(
+        got.at_path,
+        "the waiter holds a file the path no longer names"
+    );
+    assert_eq!(got.holder, Some(std::process::id()));
 }
 
 /// A thread queued behind another of its process keeps its own deadline:

@@ -722,6 +722,37 @@ pub fn lock_here(path: &Path) -> LockFile {
     LockFile::lock(path).unwrap()
 }
 
+/// The lock at `path`, taken by a wait of this thread (with `options`)
+/// while threads of this process wait behind it, so that this thread keeps
+/// its place in the process's queue until it releases the lock, and wakes
+/// the next of them then. Each of `behind` runs in a thread that starts
+/// 100 ms after this one began waiting (it waits for the lock itself, and
+/// returns what it saw); the lock is taken 300 ms in, when another thread
+/// releases it.
+pub fn held_with_threads_behind<T: Send + 'static>(
+    path: &Path,
+    options: &LockOptions,
+    behind: Vec<Box<dyn FnOnce() -> T + Send>>,
+) -> (LockFile, Vec<std::thread::JoinHandle<T>>) {
+    let first = LockFile::lock(path).unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let behind = behind
+        .into_iter()
+        .map(|wait| {
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                wait()
+            })
+        })
+        .collect();
+    let lock = options.lock(path).unwrap();
+    releaser.join().unwrap();
+    (lock, behind)
+}
+
 /// A helper whose lines are read by a thread, so that a test can ask
 /// whether it has said something yet without blocking on it.
 pub struct Listening {
