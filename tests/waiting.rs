@@ -258,43 +258,8 @@ fn more_waiters_than_the_users_inotify_instances_keep_at_most_four() {
 /// repeats are allowed; without the queueing nearly every turn repeats.)
 #[test]
 fn a_thread_that_waits_again_queues_behind_a_waiting_thread_of_its_process() {
-    const TURNS: usize = 50;
-    let dir = tempfile::tempdir().unwrap();
-    let path = Arc::new(dir.path().join("LOCK"));
-    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let start = Arc::new(Barrier::new(2));
-    let threads: Vec<_> = (0..2)
-        .map(|me| {
-            let (path, order, start) = (path.clone(), order.clone(), start.clone());
-            std::thread::spawn(move || {
-                start.wait();
-                for _ in 0..TURNS {
-                    let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
-                    order.lock().unwrap().push(me);
-                    std::thread::sleep(Duration::from_millis(3));
-                    drop(lock);
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    let order = order.lock().unwrap();
-    // Until one of them has had all its turns; the other then goes alone.
-    let mut counts = [0, 0];
-    let both = order
-        .iter()
-        .position(|&me| {
-            counts[me] += 1;
-            counts[me] == TURNS
-        })
-        .unwrap();
-    let repeats = order[..=both].windows(2).filter(|w| w[0] == w[1]).count();
-    assert!(
-        repeats <= TURNS / 10,
-        "{repeats} repeats in turns {order:?}"
-    );
+    let (repeats, order) = take_turns(2, 50, Duration::from_millis(3));
+    assert!(repeats <= 5, "{repeats} repeats in turns {order:?}");
 }
 
 /// Threads of one process taking turns hand the lock to one another at
@@ -303,44 +268,50 @@ fn a_thread_that_waits_again_queues_behind_a_waiting_thread_of_its_process() {
 /// ahead of them (with four threads one of the others always waits).
 #[test]
 fn threads_taking_turns_never_take_the_lock_back_ahead_of_their_process() {
-    const THREADS: usize = 4;
-    const TURNS: usize = 60;
+    let (repeats, order) = take_turns(4, 60, Duration::from_millis(2));
+    assert_eq!(repeats, 0, "a thread took its lock back: {order:?}");
+}
+
+/// `threads` threads each take the lock `turns` times (waiting for it),
+/// holding it for `hold`: how many times one took it twice in a row until
+/// the first of them had all its turns (then the others go on without it),
+/// and the order in which they took it.
+fn take_turns(threads: usize, turns: usize, hold: Duration) -> (usize, Vec<usize>) {
     let dir = tempfile::tempdir().unwrap();
     let path = Arc::new(dir.path().join("LOCK"));
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let start = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
+    let start = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
         .map(|me| {
             let (path, order, start) = (path.clone(), order.clone(), start.clone());
             std::thread::spawn(move || {
                 start.wait();
-                for _ in 0..TURNS {
+                for _ in 0..turns {
                     let lock = waiting(Duration::from_secs(60)).lock(&*path).unwrap();
                     order.lock().unwrap().push(me);
-                    std::thread::sleep(Duration::from_millis(2));
+                    std::thread::sleep(hold);
                     drop(lock);
                 }
             })
         })
         .collect();
-    for thread in threads {
-        thread.join().unwrap();
+    for handle in handles {
+        handle.join().unwrap();
     }
-    let order = order.lock().unwrap();
-    // Until the first of them has had all its turns.
-    let mut counts = [0; THREADS];
+    let order = std::mem::take(&mut *order.lock().unwrap());
+    let mut counts = vec![0; threads];
     let first_done = order
         .iter()
         .position(|&me| {
             counts[me] += 1;
-            counts[me] == TURNS
+            counts[me] == turns
         })
         .unwrap();
     let repeats = order[..=first_done]
         .windows(2)
         .filter(|w| w[0] == w[1])
         .count();
-    assert_eq!(repeats, 0, "a thread took its lock back: {order:?}");
+    (repeats, order)
 }
 
 /// A turn handed over is never lost: threads with a long limit take turns
