@@ -225,6 +225,15 @@ impl Queue {
         })
     }
 
+    /// Makes the watch handed over (`state.handed`) one that the threads
+    /// waiting now may take, and wakes one of them; `state` is this queue's,
+    /// locked, so that the thread woken is one of those.
+    fn hand_to_those_waiting(&self, state: &mut State) {
+        state.eligible_below = state.next_ticket;
+        state.eligible = state.waiting;
+        self.turn.notify_one();
+    }
+
     /// Keeps `queue`, which no waiter uses any more, as this thread's spare,
     /// without its watch (whose inotify instance goes back to the pool).
     fn keep(mut queue: Arc<Queue>) {
@@ -386,25 +395,19 @@ impl Drop for Place {
         let mut state = lock(&self.queue.state);
         state.waiting -= 1;
         let last = state.waiting == 0;
-        // The watcher hands the watch to one of the others (each notify
-        // with the state locked, so that the thread woken is one waiting
-        // now, which may take it). The threads it was handed to take it
-        // when they next look, unless they are leaving: when the last of
-        // them leaves without it, the wake-up (which may have been meant for
-        // it) goes to any thread waiting then.
+        // The watcher hands the watch to the others. The threads it was
+        // handed to take it when they next look, unless they are leaving:
+        // when the last of them leaves without it, the wake-up (which may
+        // have been meant for it) goes to any thread waiting then.
         let handed_to_me = state.handed && self.ticket < state.eligible_below;
         if self.watcher && !last {
             state.handed = true;
             state.released = self.holding;
-            state.eligible_below = state.next_ticket;
-            state.eligible = state.waiting;
-            self.queue.turn.notify_one();
+            self.queue.hand_to_those_waiting(&mut state);
         } else if handed_to_me && !last {
             state.eligible -= 1;
             if state.eligible == 0 {
-                state.eligible_below = state.next_ticket;
-                state.eligible = state.waiting;
-                self.queue.turn.notify_one();
+                self.queue.hand_to_those_waiting(&mut state);
             }
         }
         drop(state);
