@@ -532,8 +532,9 @@ fn wait_for_lock(
                 }
             }
         }
-        let waited = start.elapsed();
-        if waited >= limit {
+        let now = Instant::now();
+        if now >= deadline {
+            let waited = now.saturating_duration_since(start);
             if !std::mem::replace(&mut ever_tried, true) {
                 // A wait never ends without a try (a tiny limit, or a watch
                 // handed over at the deadline).
@@ -549,7 +550,7 @@ fn wait_for_lock(
             if !announced {
                 announced = announce(path, how, &file);
             }
-            taken = place.sleep(&file, path, deadline).map_err(io)?;
+            taken = place.sleep(&file, path, now, deadline).map_err(io)?;
         }
     }
 }

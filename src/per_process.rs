@@ -32,7 +32,19 @@ impl<T> PerProcess<T> {
     }
 
     /// This process's `T`, made by `make` if this process has none yet.
+    #[inline]
     pub(crate) fn get(&'static self, make: impl Fn() -> T) -> &'static T {
+        let current = self.current.load(Ordering::Acquire);
+        // SAFETY: a published value is leaked, never freed.
+        match unsafe { current.as_ref() } {
+            Some(made) if made.forks == sys::forks() => &made.value,
+            _ => self.make(make),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make(&'static self, make: impl Fn() -> T) -> &'static T {
         let forks = sys::forks();
         loop {
             let current = self.current.load(Ordering::Acquire);

@@ -4,6 +4,7 @@ use once_cell::race::OnceBox;
 use std::fmt;
 
 use crate::holder::MAX_HOLDER_BYTES;
+use crate::per_process::PerProcess;
 
 /// The template used when none is given: the holder's pid and hostname.
 const DEFAULT_TEMPLATE: &str = "{pid};{hostname}";
@@ -121,6 +122,15 @@ impl Template {
     /// (the default's does): taking a lock then allocates nothing for it.
     pub(crate) fn with_line<R>(&self, pid: u32, hostname: &str, f: impl FnOnce(&[u8]) -> R) -> R {
         const INLINE: usize = 512;
+        if std::ptr::eq(self, Template::default_ref()) {
+            // The default line, rendered at this process's first lock (a
+            // forked child renders its own) and kept.
+            static DEFAULT_LINE: PerProcess<(u32, Vec<u8>)> = PerProcess::new();
+            let (rendered_for, line) = DEFAULT_LINE.get(|| (pid, self.render_line(pid, hostname)));
+            if *rendered_for == pid {
+                return f(line);
+            }
+        }
         // `longest_line` allows a hostname of 255 bytes.
         if self.longest_line() > INLINE || hostname.len() > 255 {
             return f(&self.render_line(pid, hostname));

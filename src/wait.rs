@@ -289,7 +289,13 @@ impl Place {
     /// next waiter out, and where this thread took the lock by its last try
     /// behind the watcher, which still watches.
     pub(crate) fn keep_while_held(mut self) -> Option<Place> {
-        if !self.watcher || self.queue.shared || lock(&self.queue.state).waiting <= 1 {
+        // Nobody else of this process waits (one atomic load), or nobody
+        // waits for this file.
+        if !self.watcher
+            || self.queue.shared
+            || self.this_process.waiters.load(Ordering::Relaxed) <= 1
+            || lock(&self.queue.state).waiting <= 1
+        {
             return None;
         }
         self.holding = true;
@@ -347,8 +353,8 @@ impl Place {
         lock(&self.queue.state).replaced = true;
     }
 
-    /// The watcher's sleep, until `deadline` at the latest; `true` when it
-    /// took the lock meanwhile.
+    /// The watcher's sleep from `now`, until `deadline` at the latest;
+    /// `true` when it took the lock meanwhile.
     ///
     /// Where the platform can end a blocked `flock` at a time
     /// ([`sys::timed_lock`]), the watcher sleeps in the kernel's queue for
@@ -358,9 +364,15 @@ impl Place {
     /// makes the watch, on `file` (which `path` named), and returns at once,
     /// since a release just before the watch existed would go unnoticed until
     /// the next retry; the watch then serves later watchers.
-    pub(crate) fn sleep(&self, file: &File, path: &Path, deadline: Instant) -> io::Result<bool> {
+    pub(crate) fn sleep(
+        &self,
+        file: &File,
+        path: &Path,
+        now: Instant,
+        deadline: Instant,
+    ) -> io::Result<bool> {
         debug_assert!(self.watcher);
-        let check = Instant::now().checked_add(LONGEST_NAP).unwrap_or(deadline);
+        let check = now.checked_add(LONGEST_NAP).unwrap_or(deadline);
         if let Some(taken) =
             sys::timed_lock(file, self.queue.id, self.queue.shared, deadline.min(check))
         {

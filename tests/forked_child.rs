@@ -105,13 +105,25 @@ fn forks_among_busy_threads_scenario() {
     }
 }
 
-/// A forked child's part: a lock of its own, and a wait that times out.
+/// A forked child's part: a lock of its own, whose file names the child
+/// and then its release by the child, and a wait that times out.
 fn in_child(dir: &Path, held: &Path) -> i32 {
     let Ok(lock) = LockFile::lock(dir.join("CHILD")) else {
         return 3;
     };
+    // The child's own line, not the one its parent rendered before the fork.
+    let line = format!(" {};", std::process::id());
+    if !std::fs::read(dir.join("CHILD")).is_ok_and(|content| content.starts_with(line.as_bytes())) {
+        return 6;
+    }
     if lock.close().is_err() {
         return 4;
+    }
+    // And the child's own release mark.
+    let mark = format!("released {}\n", std::process::id());
+    let content = std::fs::read(dir.join("CHILD")).unwrap_or_default();
+    if !content.ends_with(mark.as_bytes()) {
+        return 7;
     }
     match waiting(Duration::from_millis(5)).lock(held) {
         Err(pidlockfile::LockError::TimedOut { .. }) => 0,

@@ -67,6 +67,35 @@ fn a_name_too_long_is_refused() {
 }
 
 #[test]
+fn a_path_longer_than_a_stack_buffer_locks_waits_and_is_checked_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    // Deeper than the crate's 384-byte stack buffer for C paths.
+    let deep = dir
+        .path()
+        .join(["d".repeat(200), "e".repeat(200)].join("/"));
+    std::fs::create_dir_all(&deep).unwrap();
+    let path = deep.join("LOCK");
+    assert!(path.as_os_str().len() > 400);
+    let lock = LockFile::lock(&path).unwrap();
+    assert!(lock.is_at_path().unwrap());
+    let refused = pidlockfile::LockOptions::new()
+        .wait(std::time::Duration::from_millis(20))
+        .lock(&path)
+        .unwrap_err();
+    assert!(matches!(refused, LockError::TimedOut { .. }), "{refused}");
+    std::fs::rename(&path, deep.join("LOCK.old")).unwrap();
+    assert!(!lock.is_at_path().unwrap());
+    lock.close().unwrap();
+    let nul = deep.join("LO\0CK");
+    let err = LockFile::lock(&nul).unwrap_err();
+    let LockError::Io { source, .. } = &err else {
+        panic!("expected an I/O error, got {err:?}");
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+}
+
+#[test]
 fn a_read_only_directory_still_lets_its_existing_lock_file_be_locked() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("data");

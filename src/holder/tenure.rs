@@ -15,6 +15,7 @@ use std::fs::File;
 use once_cell::race::OnceBox;
 
 use super::{read_head, Holder, MAX_HOLDER_BYTES};
+use crate::per_process::PerProcess;
 use crate::sys;
 
 /// The second line a holder writes when it releases the lock cleanly,
@@ -83,9 +84,20 @@ impl Tenure {
             return; // shared, or ended already
         };
         if let Some(pid) = released_by {
-            let mut mark = [0u8; 24];
-            let len = mark_line(&mut mark, pid);
-            let _ = sys::write_at(file, &mark[..len], content_len as u64);
+            // This process's mark, made at its first release and kept (a
+            // forked child makes its own).
+            static MARK: PerProcess<(u32, [u8; 24], usize)> = PerProcess::new();
+            let (marked, mark, len) = *MARK.get(|| {
+                let mut mark = [0u8; 24];
+                let len = mark_line(&mut mark, pid);
+                (pid, mark, len)
+            });
+            let mut ours = mark;
+            let len = match marked == pid {
+                true => len,
+                false => mark_line(&mut ours, pid),
+            };
+            let _ = sys::write_at(file, &ours[..len], content_len as u64);
         }
         held_files::remove(self.slot.take());
     }

@@ -17,15 +17,21 @@ extern "C" fn forked() {
 /// the C library. A child made otherwise (`vfork`, `_Fork`, a raw `clone`)
 /// may only exec or exit before it uses this crate. One atomic load;
 /// `getpid` is a system call.
+#[inline]
 pub(crate) fn forks() -> u64 {
     if !REGISTERED.load(Ordering::Acquire) {
-        // Every thread that finds no handler registers one before it goes
-        // on, so that no state is stamped before a handler counts the next
-        // fork. Threads that race here register one each: a fork then
-        // counts more than once, which tells parent from child all the same.
-        // SAFETY: registers a child handler that only bumps an atomic.
-        unsafe { libc::pthread_atfork(None, None, Some(forked)) };
-        REGISTERED.store(true, Ordering::Release);
+        register();
     }
     FORKS.load(Ordering::Relaxed)
+}
+
+/// Every thread that finds no handler registers one before it goes on, so
+/// that no state is stamped before a handler counts the next fork. Threads
+/// that race here register one each: a fork then counts more than once,
+/// which tells parent from child all the same.
+#[cold]
+fn register() {
+    // SAFETY: registers a child handler that only bumps an atomic.
+    unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+    REGISTERED.store(true, Ordering::Release);
 }

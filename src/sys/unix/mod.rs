@@ -11,7 +11,7 @@ mod wake;
 use once_cell::race::OnceBox;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::fd::AsRawFd;
 
 pub(crate) use flock::{is_locked, try_lock, unlock};
 pub(crate) use fork::forks;
@@ -30,17 +30,40 @@ pub(crate) use wake::ReleaseWatch;
 
 /// Sets the file's length, the first step of writing the content.
 pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
-    file.set_len(len)
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
+    loop {
+        // SAFETY: a descriptor `file` keeps open.
+        match unsafe { libc::ftruncate(file.as_raw_fd(), len) } {
+            0 => return Ok(()),
+            _ => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::Interrupted => {}
+                e => return Err(e),
+            },
+        }
+    }
 }
 
-/// Writes at `offset`, leaving the file position alone.
+/// Writes at `offset`, leaving the file position alone: one `pwrite`, as
+/// std's `write_at` makes it, without its layers on the path every lock
+/// takes.
 pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
-    file.write_at(buf, offset)
+    let offset = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    // SAFETY: `buf` is valid for reads of its length; a descriptor `file`
+    // keeps open.
+    let n = unsafe { libc::pwrite(file.as_raw_fd(), buf.as_ptr().cast(), buf.len(), offset) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
-/// Reads at `offset`, leaving the file position alone.
+/// Reads at `offset`, leaving the file position alone: one `pread`.
 pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    file.read_at(buf, offset)
+    let offset = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    // SAFETY: `buf` is valid for writes of its length; a descriptor `file`
+    // keeps open.
+    let n = unsafe { libc::pread(file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 /// flock(2) never keeps a holder's bytes from being read.

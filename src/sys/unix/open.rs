@@ -1,10 +1,13 @@
 //! Opening a lock file so that it can be neither a link into another file
 //! nor a FIFO that blocks, and explaining the refusals.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::{CStr, CString};
+use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::rules;
@@ -80,14 +83,60 @@ enum Create {
 }
 
 fn open(path: &Path, create: Create) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).custom_flags(OPEN_FLAGS);
-    match create {
-        Create::No => &mut options,
-        Create::IfMissing(mode) => options.create(true).mode(mode),
-        Create::New(mode) => options.create_new(true).mode(mode),
+    let (flags, mode) = match create {
+        Create::No => (0, 0),
+        Create::IfMissing(mode) => (libc::O_CREAT, mode),
+        Create::New(mode) => (libc::O_CREAT | libc::O_EXCL, mode),
     };
-    options.open(path)
+    open_c(path, libc::O_RDWR | flags, mode)
+}
+
+/// `open(2)` of `path` with `flags`, [`OPEN_FLAGS`] and close-on-exec, and
+/// `mode` for a file it creates: what `std::fs::OpenOptions` makes, without
+/// its layers on the path every lock takes.
+fn open_c(path: &Path, flags: libc::c_int, mode: u32) -> io::Result<File> {
+    with_c_path(path, |path| loop {
+        let flags = flags | OPEN_FLAGS | libc::O_CLOEXEC;
+        // SAFETY: a NUL-terminated path; the descriptor returned is owned
+        // by the `File` made from it.
+        match unsafe { libc::open(path.as_ptr(), flags, mode as libc::c_uint) } {
+            -1 => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::Interrupted => continue,
+                e => return Err(e),
+            },
+            fd => return Ok(unsafe { File::from_raw_fd(fd) }),
+        }
+    })
+}
+
+/// Runs `f` on `path` as a C string, built on the stack where it fits (as
+/// std does; its check for an inner NUL, byte by byte, costs more than the
+/// C library's `memchr` on every lock).
+fn with_c_path<R>(path: &Path, f: impl FnOnce(&CStr) -> io::Result<R>) -> io::Result<R> {
+    const ON_STACK: usize = 384;
+    let bytes = path.as_os_str().as_bytes();
+    let inner_nul = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "file name contained an unexpected NUL byte",
+        )
+    };
+    if bytes.len() >= ON_STACK {
+        return f(&CString::new(bytes).map_err(|_| inner_nul())?);
+    }
+    let mut buf = [MaybeUninit::<u8>::uninit(); ON_STACK];
+    // SAFETY: `bytes` fits in `buf` with its NUL; `memchr` reads only
+    // `bytes`; the C string is made of the bytes just written.
+    let path = unsafe {
+        let at = buf.as_mut_ptr().cast::<u8>();
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len());
+        *at.add(bytes.len()) = 0;
+        if !libc::memchr(at.cast(), 0, bytes.len()).is_null() {
+            return Err(inner_nul());
+        }
+        CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(at, bytes.len() + 1))
+    };
+    f(path)
 }
 
 /// Opens the file, or creates it with exactly `mode`: the common case, an
@@ -116,11 +165,43 @@ fn create_with_mode(path: &Path, mode: u32) -> io::Result<File> {
 /// Whether `path` still names the file `id`: it was not deleted, moved away
 /// or replaced since it was opened. One `lstat`.
 pub(crate) fn is_at_path(id: FileId, path: &Path) -> io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    match with_c_path(path, path_statx) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {}
+        Ok(found) => return Ok(found == (id.dev, id.ino)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
     match path.symlink_metadata() {
         Ok(meta) => Ok(meta.dev() == id.dev && meta.ino() == id.ino),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The device and inode `path` names, the link itself if it is one: a
+/// `statx` that asks for nothing more (as the system call, like
+/// [`Stat::statx`]).
+#[cfg(target_os = "linux")]
+fn path_statx(path: &CStr) -> io::Result<(u64, u64)> {
+    let mut stat = MaybeUninit::<libc::statx>::uninit();
+    // SAFETY: statx fills `stat` for the NUL-terminated path when it
+    // returns 0.
+    let stat = match unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_INO,
+            stat.as_mut_ptr(),
+        )
+    } {
+        0 => unsafe { stat.assume_init() },
+        _ => return Err(io::Error::last_os_error()),
+    };
+    let dev = libc::makedev(stat.stx_dev_major, stat.stx_dev_minor);
+    Ok((dev, stat.stx_ino))
 }
 
 /// Whether the path still names the file just locked: the check that
@@ -133,11 +214,7 @@ pub(crate) fn locked_file_is_at_path(id: FileId, path: &Path) -> io::Result<bool
 /// Opens an existing lock file to read its holder, with the same refusals
 /// of links and of what is not a regular file.
 pub(crate) fn open_for_reading(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(OPEN_FLAGS)
-        .open(path)
-        .map_err(|e| explain_open_error(path, e))?;
+    let file = open_c(path, libc::O_RDONLY, 0).map_err(|e| explain_open_error(path, e))?;
     let mode = Stat::of(&file)?.mode;
     match mode & libc::S_IFMT == libc::S_IFREG {
         true => Ok(file),
