@@ -118,16 +118,18 @@ impl Template {
     }
 
     /// Calls `f` with the content [`render_line`](Template::render_line)
-    /// gives, rendered on the stack when the template's longest line fits
-    /// (the default's does): taking a lock then allocates nothing for it.
+    /// gives: the default template's, rendered at this process's first lock
+    /// and kept; any other, rendered on the stack when its longest line fits.
+    /// Taking a lock then allocates nothing for it.
     pub(crate) fn with_line<R>(&self, pid: u32, hostname: &str, f: impl FnOnce(&[u8]) -> R) -> R {
         const INLINE: usize = 512;
         if std::ptr::eq(self, Template::default_ref()) {
             // The default line, rendered at this process's first lock (a
             // forked child renders its own) and kept.
-            static DEFAULT_LINE: PerProcess<(u32, Vec<u8>)> = PerProcess::new();
-            let (rendered_for, line) = DEFAULT_LINE.get(|| (pid, self.render_line(pid, hostname)));
-            if *rendered_for == pid {
+            static DEFAULT_LINE: PerProcess<(u32, String, Vec<u8>)> = PerProcess::new();
+            let (rendered_pid, rendered_host, line) =
+                DEFAULT_LINE.get(|| (pid, hostname.to_owned(), self.render_line(pid, hostname)));
+            if *rendered_pid == pid && rendered_host == hostname {
                 return f(line);
             }
         }
@@ -253,6 +255,15 @@ mod tests {
                 let heap = template.render_line(4242, hostname);
                 template.with_line(4242, hostname, |line| assert_eq!(line, heap));
             }
+        }
+    }
+
+    #[test]
+    fn the_default_line_kept_is_the_line_for_that_pid_and_hostname() {
+        let default = Template::default_ref();
+        for (pid, hostname) in [(4242, "db1"), (4242, ""), (7, "db1"), (4242, "db1")] {
+            let heap = default.render_line(pid, hostname);
+            default.with_line(pid, hostname, |line| assert_eq!(line, heap));
         }
     }
 

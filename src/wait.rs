@@ -46,8 +46,9 @@ static WAITING: PerProcess<Waiting> = PerProcess::new();
 struct Waiting {
     queues: Mutex<Vec<Arc<Queue>>>,
     /// How many places are taken (threads waiting, and holders keeping
-    /// their place: [`Place::keep_while_held`]), for the lock's fast path;
-    /// changed only with `queues` locked.
+    /// their place: [`Place::keep_while_held`]), for the lock's fast path
+    /// and for a waiter that took the lock to see at once that nobody of
+    /// its process waits behind it; changed only with `queues` locked.
     waiters: AtomicUsize,
 }
 

@@ -96,6 +96,23 @@ fn a_path_longer_than_a_stack_buffer_locks_waits_and_is_checked_all_the_same() {
 }
 
 #[test]
+fn paths_at_the_edge_of_the_stack_buffer_lock_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("s".repeat(200));
+    std::fs::create_dir(&sub).unwrap();
+    // 383 bytes and its NUL fill the 384-byte buffer; 384 goes to the heap.
+    for len in [382, 383, 384, 385] {
+        let path = sub.join("n".repeat(len - sub.as_os_str().len() - 1));
+        assert_eq!(path.as_os_str().len(), len);
+        let lock = LockFile::lock(&path).unwrap();
+        assert!(lock.is_at_path().unwrap(), "{len}");
+        assert!(LockFile::lock(&path).is_err(), "{len}");
+        lock.close().unwrap();
+        assert!(LockFile::is_locked(&path).is_ok_and(|held| !held), "{len}");
+    }
+}
+
+#[test]
 fn a_read_only_directory_still_lets_its_existing_lock_file_be_locked() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("data");

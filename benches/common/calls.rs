@@ -55,31 +55,17 @@ pub unsafe fn time_limit_checks(signal: libc::c_int) {
     assert_ne!(libc::sigismember(&mask, signal), 1);
 }
 
-/// The inode the path names now, asked as the crate asks: a `statx` of
-/// the path (not following a link) for the inode alone on Linux, `lstat`
-/// elsewhere.
+/// The inode the path names now, asked as the crate asks: `fstatat` of the
+/// path without following a link (an `lstat`).
 #[allow(clippy::unnecessary_cast)]
 pub unsafe fn path_inode(path: &std::ffi::CStr) -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        let mut stat = std::mem::zeroed::<libc::statx>();
-        let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT;
-        // The system call, as the crate makes it.
-        let rc = libc::syscall(
-            libc::SYS_statx,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            flags,
-            libc::STATX_INO,
-            &mut stat,
-        );
-        assert_eq!(rc, 0);
-        stat.stx_ino
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let mut stat = std::mem::zeroed::<libc::stat>();
-        assert_eq!(libc::lstat(path.as_ptr(), &mut stat), 0);
-        stat.st_ino as u64
-    }
+    let mut stat = std::mem::zeroed::<libc::stat>();
+    let rc = libc::fstatat(
+        libc::AT_FDCWD,
+        path.as_ptr(),
+        &mut stat,
+        libc::AT_SYMLINK_NOFOLLOW,
+    );
+    assert_eq!(rc, 0);
+    stat.st_ino as u64
 }
