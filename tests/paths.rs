@@ -101,10 +101,18 @@ fn paths_at_the_edge_of_the_stack_buffer_lock_and_are_checked() {
     let sub = dir.path().join("s".repeat(200));
     std::fs::create_dir(&sub).unwrap();
     // 383 bytes and its NUL fill the 384-byte buffer; 384 goes to the heap.
+    let name_len = |len: usize| {
+        let name = len.checked_sub(sub.as_os_str().len() + 1);
+        name.expect("a temporary directory short enough for a 382-byte path")
+    };
+    let line = format!(" {};", std::process::id());
     for len in [382, 383, 384, 385] {
-        let path = sub.join("n".repeat(len - sub.as_os_str().len() - 1));
+        let path = sub.join("n".repeat(name_len(len)));
         assert_eq!(path.as_os_str().len(), len);
         let lock = LockFile::lock(&path).unwrap();
+        // The file at this very path (read through std) holds our line.
+        let content = std::fs::read(&path).unwrap();
+        assert!(content.starts_with(line.as_bytes()), "{len}");
         assert!(lock.is_at_path().unwrap(), "{len}");
         assert!(LockFile::lock(&path).is_err(), "{len}");
         lock.close().unwrap();

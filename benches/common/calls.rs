@@ -59,8 +59,12 @@ pub unsafe fn time_limit_checks(signal: libc::c_int) {
 /// path without following a link (an `lstat`).
 #[allow(clippy::unnecessary_cast)]
 pub unsafe fn path_inode(path: &std::ffi::CStr) -> u64 {
-    let mut stat = std::mem::zeroed::<libc::stat>();
-    let rc = libc::fstatat(
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    use libc::{fstatat, stat as StatBuf};
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    use libc::{fstatat64 as fstatat, stat64 as StatBuf};
+    let mut stat = std::mem::zeroed::<StatBuf>();
+    let rc = fstatat(
         libc::AT_FDCWD,
         path.as_ptr(),
         &mut stat,

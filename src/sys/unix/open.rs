@@ -167,9 +167,9 @@ fn create_with_mode(path: &Path, mode: u32) -> io::Result<File> {
 
 /// Whether `path` still names the file `id`: it was not deleted, moved away
 /// or replaced since it was opened. One `lstat`, as `fstatat` of the path
-/// without following a link (a full stat: on NFS, asking for attributes
-/// makes the client revalidate them with the server, where a file another
-/// machine deleted or replaced shows).
+/// without following a link: a full stat, which lets an NFS client
+/// revalidate by its attribute cache's rules, as `lstat` does (a `statx`
+/// for the inode alone may skip that).
 pub(crate) fn is_at_path(id: FileId, path: &Path) -> io::Result<bool> {
     // 64-bit inode numbers and sizes on 32-bit glibc too, as std's.
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -315,9 +315,14 @@ impl Stat {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {}
             other => return other,
         }
-        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // 64-bit inode numbers and sizes on 32-bit glibc too, as std's.
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        use libc::{fstat, stat as StatBuf};
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        use libc::{fstat64 as fstat, stat64 as StatBuf};
+        let mut stat = std::mem::MaybeUninit::<StatBuf>::uninit();
         // SAFETY: fstat fills `stat` when it returns 0.
-        let stat = match unsafe { libc::fstat(file.as_raw_fd(), stat.as_mut_ptr()) } {
+        let stat = match unsafe { fstat(file.as_raw_fd(), stat.as_mut_ptr()) } {
             0 => unsafe { stat.assume_init() },
             _ => return Err(io::Error::last_os_error()),
         };
@@ -348,8 +353,10 @@ impl Stat {
             | libc::STATX_SIZE
             | STATX_MNT_ID_UNIQUE;
         let mut stat = std::mem::MaybeUninit::<libc::statx>::uninit();
-        // The system call itself, as std makes it: the C library's wrapper
-        // needs glibc 2.28, and Rust's targets go back to 2.17.
+        // The system call itself (std calls the C library's wrapper where it
+        // exists, else the system call): the wrapper needs glibc 2.28, and
+        // Rust's targets go back to 2.17. A descriptor, not a path, so a
+        // shim that rewrites paths has nothing to rewrite here.
         // SAFETY: statx fills `stat` for the descriptor (an empty path with
         // AT_EMPTY_PATH) when it returns 0.
         let stat = match unsafe {
