@@ -30,26 +30,16 @@ pub(crate) use wake::ReleaseWatch;
 
 /// Sets the file's length, the first step of writing the content.
 pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
-    let len = libc::off_t::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
-    loop {
-        // SAFETY: a descriptor `file` keeps open.
-        match unsafe { libc::ftruncate(file.as_raw_fd(), len) } {
-            0 => return Ok(()),
-            _ => match io::Error::last_os_error() {
-                e if e.kind() == io::ErrorKind::Interrupted => {}
-                e => return Err(e),
-            },
-        }
-    }
+    let len = off_t(len)?;
+    // SAFETY: a descriptor `file` keeps open.
+    retry_interrupted(|| unsafe { libc::ftruncate(file.as_raw_fd(), len) }).map(drop)
 }
 
 /// Writes at `offset`, leaving the file position alone: one `pwrite`, as
 /// std's `write_at` makes it, without its layers on the path every lock
 /// takes.
 pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
-    let offset = libc::off_t::try_from(offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    let offset = off_t(offset)?;
     // SAFETY: `buf` is valid for reads of its length; a descriptor `file`
     // keeps open.
     let n = unsafe { libc::pwrite(file.as_raw_fd(), buf.as_ptr().cast(), buf.len(), offset) };
@@ -58,12 +48,31 @@ pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize
 
 /// Reads at `offset`, leaving the file position alone: one `pread`.
 pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let offset = libc::off_t::try_from(offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    let offset = off_t(offset)?;
     // SAFETY: `buf` is valid for writes of its length; a descriptor `file`
     // keeps open.
     let n = unsafe { libc::pread(file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) };
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// An offset or length as the system's `off_t`.
+fn off_t(n: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(n)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset or length too large"))
+}
+
+/// The result of `call`, a system call that returns -1 and sets `errno` on
+/// failure, made again while a signal interrupts it.
+fn retry_interrupted(mut call: impl FnMut() -> libc::c_int) -> io::Result<libc::c_int> {
+    loop {
+        match call() {
+            -1 => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::Interrupted => {}
+                e => return Err(e),
+            },
+            rc => return Ok(rc),
+        }
+    }
 }
 
 /// flock(2) never keeps a holder's bytes from being read.

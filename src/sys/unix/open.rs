@@ -10,7 +10,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use super::retry_interrupted;
 use crate::rules;
+
+// 64-bit inode numbers and sizes on 32-bit glibc too, as std's calls.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+use libc::{fstat, fstatat, stat as StatBuf};
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+use libc::{fstat64 as fstat, fstatat64 as fstatat, stat64 as StatBuf};
 
 /// Mode of a lock file this crate creates (before the umask): its owner
 /// locks it, everyone may read who holds it.
@@ -95,18 +102,13 @@ fn open(path: &Path, create: Create) -> io::Result<File> {
 /// `mode` for a file it creates: what `std::fs::OpenOptions` makes, without
 /// its layers on the path every lock takes.
 fn open_c(path: &Path, flags: libc::c_int, mode: u32) -> io::Result<File> {
-    with_c_path(path, |path| loop {
-        let flags = flags | OPEN_FLAGS | libc::O_CLOEXEC;
-        // SAFETY: a NUL-terminated path.
-        match unsafe { libc::open(path.as_ptr(), flags, mode as libc::c_uint) } {
-            -1 => match io::Error::last_os_error() {
-                e if e.kind() == io::ErrorKind::Interrupted => continue,
-                e => return Err(e),
-            },
-            // SAFETY: a descriptor just opened, owned by nothing else.
-            fd => return Ok(unsafe { File::from_raw_fd(fd) }),
-        }
-    })
+    let flags = flags | OPEN_FLAGS | libc::O_CLOEXEC;
+    // SAFETY: a NUL-terminated path.
+    let fd = with_c_path(path, |path| {
+        retry_interrupted(|| unsafe { libc::open(path.as_ptr(), flags, mode as libc::c_uint) })
+    })?;
+    // SAFETY: a descriptor just opened, owned by nothing else.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// Runs `f` on `path` as a C string, built on the stack where it fits, as
@@ -171,12 +173,6 @@ fn create_with_mode(path: &Path, mode: u32) -> io::Result<File> {
 /// revalidate by its attribute cache's rules, as `lstat` does (a `statx`
 /// for the inode alone may skip that).
 pub(crate) fn is_at_path(id: FileId, path: &Path) -> io::Result<bool> {
-    // 64-bit inode numbers and sizes on 32-bit glibc too, as std's.
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    use libc::{fstatat, stat as StatBuf};
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    use libc::{fstatat64 as fstatat, stat64 as StatBuf};
-
     let found = with_c_path(path, |path| {
         let mut stat = MaybeUninit::<StatBuf>::uninit();
         // SAFETY: fstatat fills `stat` for the NUL-terminated path when it
@@ -315,11 +311,6 @@ impl Stat {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {}
             other => return other,
         }
-        // 64-bit inode numbers and sizes on 32-bit glibc too, as std's.
-        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-        use libc::{fstat, stat as StatBuf};
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        use libc::{fstat64 as fstat, stat64 as StatBuf};
         let mut stat = std::mem::MaybeUninit::<StatBuf>::uninit();
         // SAFETY: fstat fills `stat` when it returns 0.
         let stat = match unsafe { fstat(file.as_raw_fd(), stat.as_mut_ptr()) } {
