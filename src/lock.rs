@@ -486,6 +486,24 @@ fn wait_for_lock(
 ) -> Result<(File, sys::FileId, Option<wait::Place>), LockError> {
     let deadline = wait::deadline(start, limit);
     let io = |e| LockError::io(path, e);
+    // A wait that begins blocking, which no other thread of this process
+    // waits beside, blocks in the kernel's queue at once without a place in
+    // a queue (see [`wait::Alone`]), until the lock is taken or the path's
+    // first check is due; it goes on as any other wait if it did not take
+    // the lock, or cannot block in the kernel.
+    let mut blocked = false;
+    if begin == Begin::Blocking {
+        let alone = wait::Alone::new();
+        let check = start.checked_add(wait::LONGEST_NAP).unwrap_or(deadline);
+        if let Some(taken) = sys::timed_lock(&file, id, how.shared, deadline.min(check)) {
+            blocked = true;
+            match retry(path, how, file, id, taken.map_err(io)?, || {}).map_err(io)? {
+                Attempt::Locked(file, id) => return Ok((file, id, None)),
+                Attempt::Held(held, held_id) => (file, id) = (held, held_id),
+            }
+        }
+        drop(alone);
+    }
     // A wait that begins blocking is not announced (it was chosen because
     // nothing announces waits, and it has not seen the lock held).
     let mut announced = begin == Begin::Blocking;
@@ -495,7 +513,7 @@ fn wait_for_lock(
     // (a wait never ends without a try: where it cannot block, its first
     // sleep makes the watch and returns at once, and it tries then).
     let mut just_tried = begin != Begin::Queued && place.is_watcher();
-    let mut ever_tried = begin == Begin::Tried;
+    let mut ever_tried = begin == Begin::Tried || blocked;
     // The last sleep took the lock, in the kernel.
     let mut taken = false;
     loop {

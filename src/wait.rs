@@ -46,9 +46,10 @@ static WAITING: PerProcess<Waiting> = PerProcess::new();
 struct Waiting {
     queues: Mutex<Vec<Arc<Queue>>>,
     /// How many places are taken (threads waiting, and holders keeping
-    /// their place: [`Place::keep_while_held`]), for the lock's fast path
-    /// and for a waiter that took the lock to see at once that nobody of
-    /// its process waits behind it; changed only with `queues` locked.
+    /// their place: [`Place::keep_while_held`]), and how many threads wait
+    /// [`Alone`], for the lock's fast path and for a waiter that took the
+    /// lock to see at once that nobody of its process waits behind it;
+    /// places change it only with `queues` locked.
     waiters: AtomicUsize,
 }
 
@@ -72,6 +73,30 @@ pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(50);
 /// for it (and does not begin blocking at once). One atomic load.
 pub(crate) fn others_waiting() -> bool {
     waiting().waiters.load(Ordering::Relaxed) > 0
+}
+
+/// A thread that begins its wait with no other thread of its process
+/// waiting, and blocks in the kernel's queue at once: it takes no place in a
+/// queue (none to make, join and leave on each turn of a process taking
+/// turns with others), only this count, so that a thread of its process
+/// that starts waiting meanwhile joins a queue rather than trying first. That
+/// one, the first in its queue, waits in the kernel's queue beside it until
+/// one of them takes the lock; the threads waiting after them queue.
+pub(crate) struct Alone(&'static Waiting);
+
+impl Alone {
+    /// Counts this thread among the waiting, until dropped.
+    pub(crate) fn new() -> Alone {
+        let this_process = waiting();
+        this_process.waiters.fetch_add(1, Ordering::Relaxed);
+        Alone(this_process)
+    }
+}
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 thread_local! {

@@ -123,7 +123,13 @@ fn assert_raw_holder_named_despite(path: &Path, named: u32, why: &str) {
         "the file's word stays available"
     );
     assert!(holder.is_stale());
-    assert_eq!(reads, 1, "the kernel was asked once");
+    // Once; again only when a read showed no holder, which happens when
+    // other tests' locks come and go meanwhile (the kernel shows its table a
+    // page at a time), up to the crate's three reads.
+    assert!(
+        (1..=3).contains(&reads),
+        "the kernel was asked {reads} times"
+    );
     assert_eq!(
         message,
         format!(
@@ -191,7 +197,10 @@ fn flock_1_holding_while_the_file_names_the_caller_is_named() {
     stop(flock);
     assert_eq!(holder.pid(), Some(flock_pid), "{message}");
     assert_eq!(holder.file_pid(), Some(me));
-    assert_eq!(reads, 1);
+    assert!(
+        (1..=3).contains(&reads),
+        "the kernel was asked {reads} times"
+    );
     assert_eq!(
         message,
         format!(

@@ -6,12 +6,14 @@
 mod common;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
     helper_command, try_lock_elsewhere, wait_secs, wait_until_open_in, Holding, Listening,
 };
-use pidlockfile::{Holder, LockFile};
+use pidlockfile::{Holder, LockFile, LockOptions};
 
 helper_process!();
 
@@ -104,6 +106,71 @@ fn a_waiter_never_holds_a_lock_file_moved_away() {
 #[test]
 fn a_waiter_never_holds_a_lock_file_replaced_by_rename() {
     a_waiter_never_holds_a_file_the_path_no_longer_names(replace_by_rename);
+}
+
+/// The same for a waiter that blocks in the kernel's queue at once, with no
+/// place in its process's queue: its waits lately found the lock held (the
+/// warm-up below), and no other thread of its process waits. It too checks
+/// the path when its `flock` returns, and moves to the new file, which the
+/// newcomer (a thread of its process, taking it without waiting) holds.
+fn a_waiter_that_blocks_at_once_never_holds_a_file_the_path_no_longer_names(operator: fn(&Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.lock");
+    let wait = || LockOptions::new().wait(Duration::from_secs(60)).lock(&path);
+    // Waits of this thread that find the lock held, the last one just now.
+    for _ in 0..2 {
+        let a = Holding::start("hold", &path);
+        let releasing = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            a.release()
+        });
+        drop(wait().unwrap());
+        assert!(releasing.join().unwrap().success());
+    }
+    let a = Holding::start("hold", &path);
+    let n_released = Arc::new(AtomicBool::new(false));
+    let operating = {
+        let (path, n_released) = (path.clone(), n_released.clone());
+        std::thread::spawn(move || {
+            // At once, within the first 50 ms of the wait (its first check
+            // of the path is due then): the newcomer N is a thread here.
+            wait_until_open_in(std::process::id(), &path);
+            operator(&path);
+            let n = LockFile::lock(&path).unwrap();
+            assert!(a.release().success());
+            // The waiter's flock returns now, on the file the path no
+            // longer names; it must wait for N.
+            std::thread::sleep(Duration::from_millis(300));
+            n_released.store(true, Ordering::SeqCst);
+            drop(n);
+        })
+    };
+    let lock = wait().unwrap();
+    assert!(
+        n_released.load(Ordering::SeqCst),
+        "held a file the path no longer names while N held the path's"
+    );
+    assert!(lock.is_at_path().unwrap());
+    assert_eq!(
+        Holder::read(&path).unwrap().unwrap().pid(),
+        Some(std::process::id())
+    );
+    operating.join().unwrap();
+}
+
+#[test]
+fn a_waiter_blocking_at_once_never_holds_a_deleted_lock_file() {
+    a_waiter_that_blocks_at_once_never_holds_a_file_the_path_no_longer_names(remove);
+}
+
+#[test]
+fn a_waiter_blocking_at_once_never_holds_a_lock_file_moved_away() {
+    a_waiter_that_blocks_at_once_never_holds_a_file_the_path_no_longer_names(move_away);
+}
+
+#[test]
+fn a_waiter_blocking_at_once_never_holds_a_lock_file_replaced_by_rename() {
+    a_waiter_that_blocks_at_once_never_holds_a_file_the_path_no_longer_names(replace_by_rename);
 }
 
 #[test]

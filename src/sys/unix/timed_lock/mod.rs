@@ -67,14 +67,15 @@ pub(crate) fn timed_lock(
         let operation = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
         // SAFETY: a descriptor `file` keeps open.
         let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
-        let error = io::Error::last_os_error();
+        // Read before `end`, whose calls may change it.
+        let error = (rc != 0).then(io::Error::last_os_error);
         // After `end`, nothing is sent, and what was sent has been delivered
         // (to the empty handler).
         waiting.end();
-        Some(match rc {
-            0 => Ok(true),
-            _ if error.kind() == io::ErrorKind::Interrupted => Ok(false),
-            _ => Err(error),
+        Some(match error {
+            None => Ok(true),
+            Some(error) if error.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Some(error) => Err(error),
         })
     }
     #[cfg(not(target_os = "linux"))]
