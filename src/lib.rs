@@ -149,3 +149,11 @@ pub use template::TemplateError;
 pub fn __lock_table_reads() -> usize {
     sys::lock_table_reads()
 }
+
+/// How many times a lone waiter's sleep in the kernel's queue returned with
+/// the lock in this thread, before the path's check: for tests that prove
+/// they exercise that path.
+#[doc(hidden)]
+pub fn __lone_takes() -> usize {
+    wait::lone_takes()
+}

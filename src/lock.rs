@@ -450,7 +450,7 @@ enum Begin {
     Tried,
     /// Behind the threads of this process that wait already (see
     /// [`wait`]): not tried, so as not to take the lock from under the one
-    /// woken for it.
+    /// woken for it (the first in a queue tries in the kernel's queue).
     Queued,
     /// Not tried: this thread's waits have lately found the lock held and
     /// waits of this process have blocked in the kernel lately (the timer
@@ -471,7 +471,8 @@ fn announcing() -> bool {
 /// Retries until the lock is taken or `limit` passes, sleeping between tries
 /// in the kernel's queue for the lock or until the file is closed somewhere
 /// (see [`wait::Place::sleep`]). The threads of this process waiting
-/// for one file take turns at watching and retrying (see [`wait`]). A retry
+/// for one file take turns at watching and retrying (see [`wait`]); a lone
+/// waiter blocks in the kernel's queue at once, without a turn. A retry
 /// that finds the path naming another file (the one waited on was deleted or
 /// replaced) starts again from the open and waits on the new file. On
 /// timeout the waiter holds nothing and has closed its descriptor.
@@ -491,29 +492,55 @@ fn wait_for_lock(
     // a queue (see [`wait::Alone`]), until the lock is taken or the path's
     // first check is due; it goes on as any other wait if it did not take
     // the lock, or cannot block in the kernel.
-    let mut blocked = false;
+    let mut alone = None;
+    let mut tried = begin == Begin::Tried;
     if begin == Begin::Blocking {
-        let alone = wait::Alone::new();
-        let check = start.checked_add(wait::LONGEST_NAP).unwrap_or(deadline);
-        if let Some(taken) = sys::timed_lock(&file, id, how.shared, deadline.min(check)) {
-            blocked = true;
-            match retry(path, how, file, id, taken.map_err(io)?, || {}).map_err(io)? {
+        alone = Some(wait::Alone::new());
+        let until = wait::kernel_wait_until(start, deadline);
+        if let Some(taken) = sys::timed_lock(&file, id, how.shared, until) {
+            tried = true;
+            let taken = taken.map_err(io)?;
+            wait::note_lone_take(taken);
+            match retry(path, how, file, id, taken, || {}).map_err(io)? {
                 Attempt::Locked(file, id) => return Ok((file, id, None)),
                 Attempt::Held(held, held_id) => (file, id) = (held, held_id),
             }
         }
-        drop(alone);
     }
+    wait_in_turn(path, how, file, id, start, deadline, begin, tried, alone)
+}
+
+/// The rest of [`wait_for_lock`], with a place in the process's queue (a
+/// lone waiter's count, `alone`, is dropped once it has one); `tried` says
+/// whether the lock was tried since the wait began. Out of line, so that
+/// the code of a lone waiter's turn stays together.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn wait_in_turn(
+    path: &Path,
+    how: &How,
+    mut file: File,
+    mut id: sys::FileId,
+    start: Instant,
+    deadline: Instant,
+    begin: Begin,
+    tried: bool,
+    alone: Option<wait::Alone>,
+) -> Result<(File, sys::FileId, Option<wait::Place>), LockError> {
+    let io = |e| LockError::io(path, e);
     // A wait that begins blocking is not announced (it was chosen because
-    // nothing announces waits, and it has not seen the lock held).
+    // nothing announces waits).
     let mut announced = begin == Begin::Blocking;
     let mut place = wait::Place::join(id, how.shared);
-    // A first watcher sleeps before it retries when the attempt that found
-    // the lock held was just made, or when it blocks in the kernel at once
-    // (a wait never ends without a try: where it cannot block, its first
-    // sleep makes the watch and returns at once, and it tries then).
-    let mut just_tried = begin != Begin::Queued && place.is_watcher();
-    let mut ever_tried = begin == Begin::Tried || blocked;
+    drop(alone);
+    // A first watcher sleeps before it retries: the attempt that found the
+    // lock held was just made, or its sleep in the kernel's queue is its try
+    // (it takes a free lock at once), which a thread that queued behind a
+    // lone waiter makes there rather than from under the one woken for the
+    // lock. A wait never ends without a try: where it cannot block, its
+    // first sleep makes the watch and returns at once, and it tries then.
+    let mut just_tried = place.is_watcher();
+    let mut ever_tried = tried;
     // The last sleep took the lock, in the kernel.
     let mut taken = false;
     loop {
@@ -589,6 +616,7 @@ pub(crate) fn announce(path: &Path, how: &How, file: &File) -> bool {
 
 /// The error for a lock held elsewhere (after `waited`, if it waited), naming
 /// the holder, and its one log record at the level the options give.
+#[cold]
 pub(crate) fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> LockError {
     let holder = Holder::diagnose(file, !how.shared);
     let level = how.log_refusal;

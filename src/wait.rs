@@ -13,8 +13,8 @@
 //!
 //! A watcher that takes the exclusive lock while others of its process wait
 //! keeps its place until it releases the lock ([`Place::keep_while_held`]):
-//! while a thread of the process holds the lock, none of the process waits
-//! in the kernel or watches, and at the release the next one is woken and
+//! while a thread of the process holds the lock, none of its queue waits in
+//! the kernel or watches, and at the release the next one is woken and
 //! takes the lock at once. So the threads of a process taking turns on a
 //! lock cost one wake-up a turn, as a waiter blocked in `flock` does, and
 //! not another to send the next thread to the kernel's queue at each
@@ -25,6 +25,15 @@
 //! Waiters for the exclusive lock and for the shared one queue apart; when a
 //! waiter for the shared lock takes it, the next one retries at once, since
 //! that lock does not keep it out.
+//!
+//! A thread that begins waiting while no other thread of its process waits,
+//! and blocks at once ([`Alone`]: its waits lately found the lock held, as
+//! those of a process taking turns with other processes do), takes no place
+//! in a queue for its first 50 ms: it waits in the kernel's queue, counted
+//! among the waiting. A thread of its process that starts waiting meanwhile
+//! queues, and the first in that queue waits in the kernel's queue beside it
+//! (the kernel wakes both at the release, and one takes the lock); after its
+//! first 50 ms, a lone waiter that did not take the lock queues too.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -70,19 +79,39 @@ pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(50);
 /// Whether any thread of this process is waiting for a lock, or holds one
 /// with others waiting behind it: a thread that starts waiting then joins
 /// the queue before trying, so as not to take the lock ahead of one woken
-/// for it (and does not begin blocking at once). One atomic load.
+/// for it (and does not begin blocking alone). One atomic load.
 pub(crate) fn others_waiting() -> bool {
     waiting().waiters.load(Ordering::Relaxed) > 0
 }
 
 /// A thread that begins its wait with no other thread of its process
-/// waiting, and blocks in the kernel's queue at once: it takes no place in a
-/// queue (none to make, join and leave on each turn of a process taking
-/// turns with others), only this count, so that a thread of its process
-/// that starts waiting meanwhile joins a queue rather than trying first. That
-/// one, the first in its queue, waits in the kernel's queue beside it until
-/// one of them takes the lock; the threads waiting after them queue.
+/// waiting, and blocks in the kernel's queue at once: for its first
+/// [`LONGEST_NAP`] it takes no place in a queue (none to make, join and
+/// leave on each turn of a process taking turns with others), only this
+/// count, so that a thread of its process that starts waiting meanwhile
+/// joins a queue, and the first in it makes its try in the kernel's queue
+/// beside this one rather than from under it.
 pub(crate) struct Alone(&'static Waiting);
+
+/// Until when a waiter sleeps in the kernel's queue from `now`: the
+/// `deadline`, or sooner, when the path is due to be checked.
+pub(crate) fn kernel_wait_until(now: Instant, deadline: Instant) -> Instant {
+    deadline.min(now.checked_add(LONGEST_NAP).unwrap_or(deadline))
+}
+
+/// Notes that a lone waiter's sleep in the kernel's queue returned with the
+/// lock (`taken`), for tests ([`lone_takes`]).
+pub(crate) fn note_lone_take(taken: bool) {
+    if taken {
+        let _ = LONE_TAKES.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+/// How many times a lone waiter's sleep in the kernel's queue returned with
+/// the lock in this thread (before the path's check).
+pub(crate) fn lone_takes() -> usize {
+    LONE_TAKES.try_with(Cell::get).unwrap_or(0)
+}
 
 impl Alone {
     /// Counts this thread among the waiting, until dropped.
@@ -100,6 +129,8 @@ impl Drop for Alone {
 }
 
 thread_local! {
+    /// See [`lone_takes`].
+    static LONE_TAKES: Cell<usize> = const { Cell::new(0) };
     /// How many more waits of this thread expect the lock held (see
     /// [`expect_held`]).
     static EXPECT_HELD: Cell<u8> = const { Cell::new(0) };
@@ -398,10 +429,8 @@ impl Place {
         deadline: Instant,
     ) -> io::Result<bool> {
         debug_assert!(self.watcher);
-        let check = now.checked_add(LONGEST_NAP).unwrap_or(deadline);
-        if let Some(taken) =
-            sys::timed_lock(file, self.queue.id, self.queue.shared, deadline.min(check))
-        {
+        let until = kernel_wait_until(now, deadline);
+        if let Some(taken) = sys::timed_lock(file, self.queue.id, self.queue.shared, until) {
             return taken;
         }
         let Some(watch) = self.queue.watch.get() else {
