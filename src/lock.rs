@@ -450,7 +450,7 @@ enum Begin {
     Tried,
     /// Behind the threads of this process that wait already (see
     /// [`wait`]): not tried, so as not to take the lock from under the one
-    /// woken for it (the first in a queue tries in the kernel's queue).
+    /// woken for it.
     Queued,
     /// Not tried: this thread's waits have lately found the lock held and
     /// waits of this process have blocked in the kernel lately (the timer
@@ -487,14 +487,15 @@ fn wait_for_lock(
 ) -> Result<(File, sys::FileId, Option<wait::Place>), LockError> {
     let deadline = wait::deadline(start, limit);
     let io = |e| LockError::io(path, e);
-    // A wait that begins blocking, which no other thread of this process
-    // waits beside, blocks in the kernel's queue at once without a place in
-    // a queue (see [`wait::Alone`]), until the lock is taken or the path's
-    // first check is due; it goes on as any other wait if it did not take
-    // the lock, or cannot block in the kernel.
+    // A wait that begins blocking, while no other thread of this process
+    // waits and the process holds no lock (no thread of it is about to
+    // release one and wait again), blocks in the kernel's queue at once
+    // without a place in a queue (see [`wait::Alone`]), until the lock is
+    // taken or the path's first check is due; it goes on as any other wait
+    // if it did not take the lock, or cannot block in the kernel.
     let mut alone = None;
     let mut tried = begin == Begin::Tried;
-    if begin == Begin::Blocking {
+    if begin == Begin::Blocking && !crate::holder::this_process_holds_any() {
         alone = Some(wait::Alone::new());
         let until = wait::kernel_wait_until(start, deadline);
         if let Some(taken) = sys::timed_lock(&file, id, how.shared, until) {
@@ -533,13 +534,11 @@ fn wait_in_turn(
     let mut announced = begin == Begin::Blocking;
     let mut place = wait::Place::join(id, how.shared);
     drop(alone);
-    // A first watcher sleeps before it retries: the attempt that found the
-    // lock held was just made, or its sleep in the kernel's queue is its try
-    // (it takes a free lock at once), which a thread that queued behind a
-    // lone waiter makes there rather than from under the one woken for the
-    // lock. A wait never ends without a try: where it cannot block, its
-    // first sleep makes the watch and returns at once, and it tries then.
-    let mut just_tried = place.is_watcher();
+    // A first watcher sleeps before it retries when the attempt that found
+    // the lock held was just made, or when it blocks in the kernel at once
+    // (a wait never ends without a try: where it cannot block, its first
+    // sleep makes the watch and returns at once, and it tries then).
+    let mut just_tried = begin != Begin::Queued && place.is_watcher();
     let mut ever_tried = tried;
     // The last sleep took the lock, in the kernel.
     let mut taken = false;

@@ -151,9 +151,10 @@ impl LockOptions {
     /// waits in the kernel (or watches), the others sleep until it takes
     /// the lock or leaves, each with its own limit; and a thread that starts
     /// waiting while others of its process wait queues behind them (a
-    /// thread that began waiting alone waits in the kernel without a turn
-    /// for its first 50 ms, and the first to queue meanwhile waits there
-    /// beside it). A
+    /// thread that began waiting while no other thread of its process
+    /// waited or held a lock, and blocked at once, waits in the kernel
+    /// without a turn for its first 50 ms, and the first to queue meanwhile
+    /// waits there beside it). A
     /// process keeps at most 4 inotify instances (one per file watched at
     /// the same time, kept for later waits); beyond that, or when the user's
     /// `fs.inotify.max_user_instances` is used up, a watching waiter retries

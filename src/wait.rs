@@ -26,14 +26,17 @@
 //! waiter for the shared lock takes it, the next one retries at once, since
 //! that lock does not keep it out.
 //!
-//! A thread that begins waiting while no other thread of its process waits,
-//! and blocks at once ([`Alone`]: its waits lately found the lock held, as
-//! those of a process taking turns with other processes do), takes no place
-//! in a queue for its first 50 ms: it waits in the kernel's queue, counted
-//! among the waiting. A thread of its process that starts waiting meanwhile
-//! queues, and the first in that queue waits in the kernel's queue beside it
-//! (the kernel wakes both at the release, and one takes the lock); after its
-//! first 50 ms, a lone waiter that did not take the lock queues too.
+//! A thread that begins waiting while no other thread of its process waits
+//! and its process holds no lock, and blocks at once ([`Alone`]: its waits
+//! lately found the lock held, as those of a process taking turns with
+//! other processes do), takes no place in a queue for its first 50 ms: it
+//! waits in the kernel's queue, counted among the waiting. A thread of its
+//! process that starts waiting meanwhile queues; the first in that queue
+//! tries, and waits in the kernel's queue beside it, as a waiter of another
+//! process would; after its first 50 ms, a lone waiter that did not take
+//! the lock queues too. Threads of one process taking turns on a lock do
+//! not wait alone: one of them holds the lock whenever another begins to
+//! wait.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -79,18 +82,20 @@ pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(50);
 /// Whether any thread of this process is waiting for a lock, or holds one
 /// with others waiting behind it: a thread that starts waiting then joins
 /// the queue before trying, so as not to take the lock ahead of one woken
-/// for it (and does not begin blocking alone). One atomic load.
+/// for it (and does not begin blocking alone; a lone waiter is not in a
+/// queue, and the first to queue meanwhile tries). One atomic load.
 pub(crate) fn others_waiting() -> bool {
     waiting().waiters.load(Ordering::Relaxed) > 0
 }
 
 /// A thread that begins its wait with no other thread of its process
-/// waiting, and blocks in the kernel's queue at once: for its first
-/// [`LONGEST_NAP`] it takes no place in a queue (none to make, join and
-/// leave on each turn of a process taking turns with others), only this
-/// count, so that a thread of its process that starts waiting meanwhile
-/// joins a queue, and the first in it makes its try in the kernel's queue
-/// beside this one rather than from under it.
+/// waiting and no lock held by its process, and blocks in the kernel's
+/// queue at once: for its first [`LONGEST_NAP`] it takes no place in a queue
+/// (none to make, join and leave on each turn of a process taking turns
+/// with others), only this count, so that a thread of its process that
+/// starts waiting meanwhile joins a queue (the first in it then waits in
+/// the kernel's queue beside this one, as a waiter of another process
+/// would).
 pub(crate) struct Alone(&'static Waiting);
 
 /// Until when a waiter sleeps in the kernel's queue from `now`: the

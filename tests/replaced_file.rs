@@ -6,14 +6,12 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
     helper_command, try_lock_elsewhere, wait_secs, wait_until_open_in, Holding, Listening,
 };
-use pidlockfile::{Holder, LockFile, LockOptions};
+use pidlockfile::{Holder, LockFile};
 
 helper_process!();
 
@@ -106,82 +104,6 @@ fn a_waiter_never_holds_a_lock_file_moved_away() {
 #[test]
 fn a_waiter_never_holds_a_lock_file_replaced_by_rename() {
     a_waiter_never_holds_a_file_the_path_no_longer_names(replace_by_rename);
-}
-
-/// The same for a waiter that blocks in the kernel's queue at once, with no
-/// place in its process's queue: its waits lately found the lock held (the
-/// warm-up below), and no other thread of its process waits. When its
-/// `flock` returns with the lock on the file the path no longer names, it
-/// checks the path and moves to the new file, which the newcomer N (a thread
-/// of its process, which locked the new file before it was put at the path)
-/// holds. Returns whether the waiter's `flock` did return with the old
-/// file's lock, as it does when the operator acts within the wait's first
-/// 50 ms.
-fn a_waiter_that_blocks_at_once_never_holds_a_file_the_path_no_longer_names(
-    operator: fn(&Path),
-) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.lock");
-    let wait = || LockOptions::new().wait(Duration::from_secs(60)).lock(&path);
-    // Waits of this thread that find the lock held, the last one just now.
-    for _ in 0..2 {
-        let a = Holding::start("hold", &path);
-        let releasing = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            a.release()
-        });
-        drop(wait().unwrap());
-        assert!(releasing.join().unwrap().success());
-    }
-    let a = Holding::start("hold", &path);
-    let n_released = Arc::new(AtomicBool::new(false));
-    let operating = {
-        let (path, n_released) = (path.clone(), n_released.clone());
-        std::thread::spawn(move || {
-            let staged = path.with_extension("staged");
-            let n = LockFile::lock(&staged).unwrap();
-            wait_until_open_in(std::process::id(), &path);
-            operator(&path);
-            std::fs::rename(&staged, &path).unwrap();
-            assert!(a.release().success());
-            // The waiter's flock returns now, on the file the path no
-            // longer names; it must wait for N.
-            std::thread::sleep(Duration::from_millis(300));
-            n_released.store(true, Ordering::SeqCst);
-            drop(n);
-        })
-    };
-    let takes = pidlockfile::__lone_takes();
-    let lock = wait().unwrap();
-    let lone_took_the_old_file = pidlockfile::__lone_takes() > takes;
-    assert!(
-        n_released.load(Ordering::SeqCst),
-        "held a file the path no longer names while N held the path's"
-    );
-    assert!(lock.is_at_path().unwrap());
-    operating.join().unwrap();
-    lone_took_the_old_file
-}
-
-/// The three operators in turn, in one test so that no other wait of this
-/// process makes the waiter queue; each is tried until the waiter's `flock`
-/// returned with the old file's lock at least once (the operator acts
-/// within 50 ms: on a loaded machine it may take a few tries).
-#[test]
-fn a_waiter_blocking_at_once_never_holds_a_file_the_path_no_longer_names() {
-    for (name, operator) in [
-        ("deleted", remove as fn(&Path)),
-        ("moved away", move_away),
-        ("replaced by rename", replace_by_rename),
-    ] {
-        let exercised = (0..10).any(|_| {
-            a_waiter_that_blocks_at_once_never_holds_a_file_the_path_no_longer_names(operator)
-        });
-        assert!(
-            exercised,
-            "{name}: the lone waiter's flock never took the old file's lock"
-        );
-    }
 }
 
 #[test]

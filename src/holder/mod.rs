@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::sys;
 
 pub(crate) use display::Held;
-pub(crate) use tenure::Tenure;
+pub(crate) use tenure::{this_process_holds_any, Tenure};
 
 /// The most bytes of a lock file that are ever read: whatever the file's
 /// size, reading the holder costs one bounded read.

@@ -153,6 +153,12 @@ pub(crate) fn this_process_holds(facts: &sys::FileFacts) -> Option<bool> {
     held_files::holds(facts)
 }
 
+/// Whether this process holds any exclusive lock through a
+/// [`LockFile`](crate::LockFile). One atomic load.
+pub(crate) fn this_process_holds_any() -> bool {
+    held_files::any()
+}
+
 /// The lock files this process holds: a fixed array of descriptors, and a
 /// count of those that found no room; made afresh in a forked child (see
 /// [`PerProcess`](crate::per_process::PerProcess)), which holds none.
@@ -160,6 +166,7 @@ pub(crate) fn this_process_holds(facts: &sys::FileFacts) -> Option<bool> {
 mod held_files {
     use super::*;
     use std::os::fd::{AsRawFd, RawFd};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Mutex, PoisonError};
 
     use crate::per_process::PerProcess;
@@ -173,21 +180,38 @@ mod held_files {
         unlisted: usize,
     }
 
-    static HELD: PerProcess<Mutex<HeldFiles>> = PerProcess::new();
+    struct Held {
+        files: Mutex<HeldFiles>,
+        /// How many are held, listed or not; changed with `files` locked.
+        count: AtomicUsize,
+    }
 
-    fn held() -> std::sync::MutexGuard<'static, HeldFiles> {
-        HELD.get(|| {
-            Mutex::new(HeldFiles {
+    static HELD: PerProcess<Held> = PerProcess::new();
+
+    fn this_process() -> &'static Held {
+        HELD.get(|| Held {
+            files: Mutex::new(HeldFiles {
                 fds: [-1; SLOTS],
                 unlisted: 0,
-            })
+            }),
+            count: AtomicUsize::new(0),
         })
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn held() -> std::sync::MutexGuard<'static, HeldFiles> {
+        this_process()
+            .files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn any() -> bool {
+        this_process().count.load(Ordering::Relaxed) > 0
     }
 
     pub(super) fn add(file: &File) -> Option<usize> {
         let mut held = held();
+        this_process().count.fetch_add(1, Ordering::Relaxed);
         match held.fds.iter().position(|&fd| fd < 0) {
             Some(slot) => {
                 held.fds[slot] = file.as_raw_fd();
@@ -202,6 +226,9 @@ mod held_files {
 
     pub(super) fn remove(slot: Option<usize>) {
         let mut held = held();
+        let _ = this_process()
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         match slot {
             Some(slot) => held.fds[slot] = -1,
             None => held.unlisted = held.unlisted.saturating_sub(1),
@@ -234,6 +261,10 @@ mod held_files {
     }
 
     pub(super) fn remove(_: Option<usize>) {}
+
+    pub(super) fn any() -> bool {
+        false
+    }
 
     pub(super) fn holds(_: &sys::FileFacts) -> Option<bool> {
         None
