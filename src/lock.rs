@@ -488,7 +488,7 @@ fn wait_for_lock(
     let deadline = wait::deadline(start, limit);
     let io = |e| LockError::io(path, e);
     // A wait that begins blocking, while no other thread of this process
-    // waits and the process holds no lock (no thread of it is about to
+    // waits and the process holds no exclusive lock (no thread of it is about to
     // release one and wait again), blocks in the kernel's queue at once
     // without a place in a queue (see [`wait::Alone`]), until the lock is
     // taken or the path's first check is due; it goes on as any other wait

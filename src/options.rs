@@ -152,7 +152,7 @@ impl LockOptions {
     /// the lock or leaves, each with its own limit; and a thread that starts
     /// waiting while others of its process wait queues behind them (a
     /// thread that began waiting while no other thread of its process
-    /// waited or held a lock, and blocked at once, waits in the kernel
+    /// waited or held an exclusive lock, and blocked at once, waits in the kernel
     /// without a turn for its first 50 ms, and the first to queue meanwhile
     /// waits there beside it). A
     /// process keeps at most 4 inotify instances (one per file watched at

@@ -27,16 +27,19 @@
 //! that lock does not keep it out.
 //!
 //! A thread that begins waiting while no other thread of its process waits
-//! and its process holds no lock, and blocks at once ([`Alone`]: its waits
+//! and its process holds no exclusive lock through a `LockFile`, and blocks
+//! at once ([`Alone`]: its waits
 //! lately found the lock held, as those of a process taking turns with
 //! other processes do), takes no place in a queue for its first 50 ms: it
 //! waits in the kernel's queue, counted among the waiting. A thread of its
 //! process that starts waiting meanwhile queues; the first in that queue
 //! tries, and waits in the kernel's queue beside it, as a waiter of another
 //! process would; after its first 50 ms, a lone waiter that did not take
-//! the lock queues too. Threads of one process taking turns on a lock do
-//! not wait alone: one of them holds the lock whenever another begins to
-//! wait.
+//! the lock queues too. Threads of one process taking turns on a lock
+//! rarely wait alone: in the steady state one of them holds the lock
+//! whenever another begins to wait (a thread that begins in the instants
+//! around a release, or while another process holds the lock, may, for
+//! at most 50 ms).
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -89,7 +92,9 @@ pub(crate) fn others_waiting() -> bool {
 }
 
 /// A thread that begins its wait with no other thread of its process
-/// waiting and no lock held by its process, and blocks in the kernel's
+/// waiting and no exclusive lock held by its process through a `LockFile`
+/// ([`this_process_holds_any`](crate::holder::this_process_holds_any)), and
+/// blocks in the kernel's
 /// queue at once: for its first [`LONGEST_NAP`] it takes no place in a queue
 /// (none to make, join and leave on each turn of a process taking turns
 /// with others), only this count, so that a thread of its process that

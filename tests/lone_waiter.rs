@@ -57,13 +57,13 @@ fn a_thread_waits_alone_only_while_its_process_holds_no_lock() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.lock");
     // Whether a wait of this thread, begun while the lock `hold` takes is
-    // held (it releases 15 ms in, in a thread of its own), waited alone.
-    let alone_while = |hold: &dyn Fn() -> Box<dyn FnOnce() + Send>| {
+    // held (it releases `after`, in a thread of its own), waited alone.
+    let alone_while = |hold: &dyn Fn() -> Box<dyn FnOnce() + Send>, after| {
         warm_up(&path);
         let release = hold();
         let before = pidlockfile::__lone_takes();
         let releasing = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(15));
+            std::thread::sleep(after);
             release();
         });
         drop(wait(&path));
@@ -78,14 +78,16 @@ fn a_thread_waits_alone_only_while_its_process_holds_no_lock() {
         let lock = LockFile::lock(&path).unwrap();
         Box::new(move || drop(lock))
     };
-    let held_elsewhere = (0..10).any(|_| alone_while(&by_another_process));
+    let held_elsewhere =
+        (0..10).any(|_| alone_while(&by_another_process, Duration::from_millis(15)));
     assert!(
         held_elsewhere,
         "a wait for another process's lock never waited alone"
     );
     for round in 0..5 {
         assert!(
-            !alone_while(&by_this_process),
+            // Long enough that this thread begins its wait while it is held.
+            !alone_while(&by_this_process, Duration::from_millis(200)),
             "round {round}: waited alone while this process held the lock"
         );
     }

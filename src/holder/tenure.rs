@@ -154,7 +154,7 @@ pub(crate) fn this_process_holds(facts: &sys::FileFacts) -> Option<bool> {
 }
 
 /// Whether this process holds any exclusive lock through a
-/// [`LockFile`](crate::LockFile). One atomic load.
+/// [`LockFile`](crate::LockFile): a few loads, no lock.
 pub(crate) fn this_process_holds_any() -> bool {
     held_files::any()
 }
@@ -226,9 +226,11 @@ mod held_files {
 
     pub(super) fn remove(slot: Option<usize>) {
         let mut held = held();
-        let _ = this_process()
-            .count
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        // Changed with the list locked: a load and a store.
+        let count = &this_process().count;
+        let held_before = count.load(Ordering::Relaxed);
+        debug_assert!(held_before > 0, "a tenure ended that never began");
+        count.store(held_before.saturating_sub(1), Ordering::Relaxed);
         match slot {
             Some(slot) => held.fds[slot] = -1,
             None => held.unlisted = held.unlisted.saturating_sub(1),
