@@ -494,12 +494,12 @@ fn wait_for_lock(
     // taken or the path's first check is due; it goes on as any other wait
     // if it did not take the lock, or cannot block in the kernel.
     let mut alone = None;
-    let mut tried = begin == Begin::Tried;
+    let mut ever_tried = begin == Begin::Tried;
     if begin == Begin::Blocking && !crate::holder::this_process_holds_any() {
         alone = Some(wait::Alone::new());
         let until = wait::kernel_wait_until(start, deadline);
         if let Some(taken) = sys::timed_lock(&file, id, how.shared, until) {
-            tried = true;
+            ever_tried = true;
             let taken = taken.map_err(io)?;
             wait::note_lone_take(taken);
             match retry(path, how, file, id, taken, || {}).map_err(io)? {
@@ -508,38 +508,17 @@ fn wait_for_lock(
             }
         }
     }
-    wait_in_turn(path, how, file, id, start, deadline, begin, tried, alone)
-}
-
-/// The rest of [`wait_for_lock`], with a place in the process's queue (a
-/// lone waiter's count, `alone`, is dropped once it has one); `tried` says
-/// whether the lock was tried since the wait began. Out of line, so that
-/// the code of a lone waiter's turn stays together.
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn wait_in_turn(
-    path: &Path,
-    how: &How,
-    mut file: File,
-    mut id: sys::FileId,
-    start: Instant,
-    deadline: Instant,
-    begin: Begin,
-    tried: bool,
-    alone: Option<wait::Alone>,
-) -> Result<(File, sys::FileId, Option<wait::Place>), LockError> {
-    let io = |e| LockError::io(path, e);
     // A wait that begins blocking is not announced (it was chosen because
     // nothing announces waits).
     let mut announced = begin == Begin::Blocking;
     let mut place = wait::Place::join(id, how.shared);
+    // A lone waiter leaves its count once it has its place.
     drop(alone);
     // A first watcher sleeps before it retries when the attempt that found
     // the lock held was just made, or when it blocks in the kernel at once
     // (a wait never ends without a try: where it cannot block, its first
     // sleep makes the watch and returns at once, and it tries then).
     let mut just_tried = begin != Begin::Queued && place.is_watcher();
-    let mut ever_tried = tried;
     // The last sleep took the lock, in the kernel.
     let mut taken = false;
     loop {
@@ -615,7 +594,6 @@ pub(crate) fn announce(path: &Path, how: &How, file: &File) -> bool {
 
 /// The error for a lock held elsewhere (after `waited`, if it waited), naming
 /// the holder, and its one log record at the level the options give.
-#[cold]
 pub(crate) fn refusal(path: &Path, how: &How, file: &File, waited: Option<Duration>) -> LockError {
     let holder = Holder::diagnose(file, !how.shared);
     let level = how.log_refusal;

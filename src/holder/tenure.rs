@@ -198,8 +198,8 @@ mod held_files {
         })
     }
 
-    fn held() -> std::sync::MutexGuard<'static, HeldFiles> {
-        this_process()
+    fn held(this_process: &'static Held) -> std::sync::MutexGuard<'static, HeldFiles> {
+        this_process
             .files
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -210,8 +210,9 @@ mod held_files {
     }
 
     pub(super) fn add(file: &File) -> Option<usize> {
-        let mut held = held();
-        this_process().count.fetch_add(1, Ordering::Relaxed);
+        let this_process = this_process();
+        let mut held = held(this_process);
+        this_process.count.fetch_add(1, Ordering::Relaxed);
         match held.fds.iter().position(|&fd| fd < 0) {
             Some(slot) => {
                 held.fds[slot] = file.as_raw_fd();
@@ -225,9 +226,10 @@ mod held_files {
     }
 
     pub(super) fn remove(slot: Option<usize>) {
-        let mut held = held();
+        let this_process = this_process();
+        let mut held = held(this_process);
         // Changed with the list locked: a load and a store.
-        let count = &this_process().count;
+        let count = &this_process.count;
         let held_before = count.load(Ordering::Relaxed);
         debug_assert!(held_before > 0, "a tenure ended that never began");
         count.store(held_before.saturating_sub(1), Ordering::Relaxed);
@@ -240,7 +242,7 @@ mod held_files {
     pub(super) fn holds(facts: &sys::FileFacts) -> Option<bool> {
         // Held while the descriptors are looked at: a slot's descriptor is
         // closed only after its slot is emptied, under this lock.
-        let held = held();
+        let held = held(this_process());
         let found = held
             .fds
             .iter()

@@ -191,8 +191,13 @@ impl Waiting {
         let timer = this_threads_timer(signal)?;
         let deadlines = deadlines();
         let mut state = lock(&deadlines.state);
-        if !state.running && !start(deadlines, &mut state) {
-            return None;
+        if !state.running {
+            if !start(deadlines) {
+                return None;
+            }
+            state.running = true;
+            state.wakes_at = None;
+            RUNNING.store(forks().wrapping_add(1), Ordering::Relaxed);
         }
         let key = state.next_key;
         state.next_key += 1;
@@ -246,8 +251,7 @@ impl Drop for Waiting {
 /// Starts the timer thread with every signal blocked, so that it never
 /// takes a signal meant for the program's threads (the mask is inherited,
 /// so it is set around the spawn, not in the new thread).
-#[cold]
-fn start(deadlines: &'static Deadlines, state: &mut State) -> bool {
+fn start(deadlines: &'static Deadlines) -> bool {
     // SAFETY: signal sets zeroed and filled in by libc; the mask is
     // restored before returning.
     unsafe {
@@ -260,14 +264,8 @@ fn start(deadlines: &'static Deadlines, state: &mut State) -> bool {
             .stack_size(64 * 1024)
             .spawn(move || keep_time(deadlines));
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
-        if spawned.is_err() {
-            return false;
-        }
+        spawned.is_ok()
     }
-    state.running = true;
-    state.wakes_at = None;
-    RUNNING.store(forks().wrapping_add(1), Ordering::Relaxed);
-    true
 }
 
 /// The timer thread.
