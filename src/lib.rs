@@ -150,10 +150,18 @@ pub fn __lock_table_reads() -> usize {
     sys::lock_table_reads()
 }
 
+/// How many waits of this thread began alone, waiting in the kernel's queue
+/// without a place in the process's queue: for tests that prove when they
+/// do.
+#[doc(hidden)]
+pub fn __lone_waits() -> usize {
+    wait::lone_counts().0
+}
+
 /// How many times a lone waiter's sleep in the kernel's queue returned with
 /// the lock in this thread, before the path's check: for tests that prove
 /// they exercise that path.
 #[doc(hidden)]
 pub fn __lone_takes() -> usize {
-    wait::lone_takes()
+    wait::lone_counts().1
 }

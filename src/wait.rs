@@ -110,22 +110,24 @@ pub(crate) fn kernel_wait_until(now: Instant, deadline: Instant) -> Instant {
 }
 
 /// Notes that a lone waiter's sleep in the kernel's queue returned with the
-/// lock (`taken`), for tests ([`lone_takes`]).
+/// lock (`taken`), for tests ([`lone_counts`]).
 pub(crate) fn note_lone_take(taken: bool) {
     if taken {
-        let _ = LONE_TAKES.try_with(|n| n.set(n.get() + 1));
+        let _ = LONE.try_with(|n| n.set((n.get().0, n.get().1 + 1)));
     }
 }
 
-/// How many times a lone waiter's sleep in the kernel's queue returned with
-/// the lock in this thread (before the path's check).
-pub(crate) fn lone_takes() -> usize {
-    LONE_TAKES.try_with(Cell::get).unwrap_or(0)
+/// How many waits of this thread began alone, and how many times a lone
+/// waiter's sleep in the kernel's queue returned with the lock (before the
+/// path's check).
+pub(crate) fn lone_counts() -> (usize, usize) {
+    LONE.try_with(Cell::get).unwrap_or((0, 0))
 }
 
 impl Alone {
     /// Counts this thread among the waiting, until dropped.
     pub(crate) fn new() -> Alone {
+        let _ = LONE.try_with(|n| n.set((n.get().0 + 1, n.get().1)));
         let this_process = waiting();
         this_process.waiters.fetch_add(1, Ordering::Relaxed);
         Alone(this_process)
@@ -139,8 +141,8 @@ impl Drop for Alone {
 }
 
 thread_local! {
-    /// See [`lone_takes`].
-    static LONE_TAKES: Cell<usize> = const { Cell::new(0) };
+    /// See [`lone_counts`].
+    static LONE: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     /// How many more waits of this thread expect the lock held (see
     /// [`expect_held`]).
     static EXPECT_HELD: Cell<u8> = const { Cell::new(0) };

@@ -57,18 +57,19 @@ fn a_thread_waits_alone_only_while_its_process_holds_no_lock() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.lock");
     // Whether a wait of this thread, begun while the lock `hold` takes is
-    // held (it releases `after`, in a thread of its own), waited alone.
-    let alone_while = |hold: &dyn Fn() -> Box<dyn FnOnce() + Send>, after| {
+    // held (it releases 200 ms in, in a thread of its own: long enough that
+    // this thread begins its wait while it is held), began alone.
+    let alone_while = |hold: &dyn Fn() -> Box<dyn FnOnce() + Send>| {
         warm_up(&path);
         let release = hold();
-        let before = pidlockfile::__lone_takes();
+        let before = pidlockfile::__lone_waits();
         let releasing = std::thread::spawn(move || {
-            std::thread::sleep(after);
+            std::thread::sleep(Duration::from_millis(200));
             release();
         });
         drop(wait(&path));
         releasing.join().unwrap();
-        pidlockfile::__lone_takes() > before
+        pidlockfile::__lone_waits() > before
     };
     let by_another_process = || -> Box<dyn FnOnce() + Send> {
         let a = Holding::start("hold", &path);
@@ -78,16 +79,13 @@ fn a_thread_waits_alone_only_while_its_process_holds_no_lock() {
         let lock = LockFile::lock(&path).unwrap();
         Box::new(move || drop(lock))
     };
-    let held_elsewhere =
-        (0..10).any(|_| alone_while(&by_another_process, Duration::from_millis(15)));
-    assert!(
-        held_elsewhere,
-        "a wait for another process's lock never waited alone"
-    );
-    for round in 0..5 {
+    for round in 0..3 {
         assert!(
-            // Long enough that this thread begins its wait while it is held.
-            !alone_while(&by_this_process, Duration::from_millis(200)),
+            alone_while(&by_another_process),
+            "round {round}: a wait for another process's lock did not wait alone"
+        );
+        assert!(
+            !alone_while(&by_this_process),
             "round {round}: waited alone while this process held the lock"
         );
     }
